@@ -1,0 +1,39 @@
+"""Shared fixtures: real brokers on free loopback ports, each stopped after its test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meshops.transport import EmbeddedBroker, MosquittoBroker, find_mosquitto
+
+
+@pytest.fixture
+def embedded_broker() -> Iterator[EmbeddedBroker]:
+    """An amqtt broker on a free port, on its own thread; stopped and joined afterwards."""
+    broker = EmbeddedBroker().start(timeout=10)
+    try:
+        yield broker
+    finally:
+        broker.stop(timeout=10)
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A Mosquitto child process on a free port (no persistence); killed afterwards."""
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed (scripts/test installs it)")
+    broker = MosquittoBroker(workdir=tmp_path / "mosquitto").start(timeout=10)
+    try:
+        yield broker
+    finally:
+        broker.stop(timeout=5)
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def broker(request: pytest.FixtureRequest) -> EmbeddedBroker | MosquittoBroker:
+    """Each transport test runs against both brokers; both offer port, url and restart()."""
+    name = "embedded_broker" if request.param == "embedded" else "mosquitto"
+    return request.getfixturevalue(name)
