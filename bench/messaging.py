@@ -118,7 +118,9 @@ def run(port: int, size: int, qos: int, n_rt: int, n_tp: int) -> dict:
     # --- raw round trip
     def raw_pair(got):
         b_holder = {}
-        b = RawPeer(port, f"raw-b-{size}-{qos}", PING, lambda p: b_holder["b"].publish(PONG, p, qos))
+        b = RawPeer(
+            port, f"raw-b-{size}-{qos}", PING, lambda p: b_holder["b"].publish(PONG, p, qos)
+        )
         b_holder["b"] = b
         a = RawPeer(port, f"raw-a-{size}-{qos}", PONG, lambda p: got.set())
         return a, b, data
@@ -128,8 +130,12 @@ def run(port: int, size: int, qos: int, n_rt: int, n_tp: int) -> dict:
     # --- MeshOps round trip: every leg signed and verified
     def mesh_pair(got):
         b_holder = {}
-        b = MeshPeer(port, f"mesh-b-{size}-{qos}", PING,
-                     lambda m: b_holder["b"].send(PONG, {"DATA": m.body["DATA"]}, qos))
+        b = MeshPeer(
+            port,
+            f"mesh-b-{size}-{qos}",
+            PING,
+            lambda m: b_holder["b"].send(PONG, {"DATA": m.body["DATA"]}, qos),
+        )
         b_holder["b"] = b
         a = MeshPeer(port, f"mesh-a-{size}-{qos}", PONG, lambda m: got.set())
         return a, b, body
@@ -170,10 +176,14 @@ def run(port: int, size: int, qos: int, n_rt: int, n_tp: int) -> dict:
         lambda tx, i: tx.send(PING, body, qos),
     )
     return {
-        "size": size, "qos": qos,
-        "raw_rt_p50_ms": raw_rt["p50_ms"], "raw_rt_p95_ms": raw_rt["p95_ms"],
-        "mesh_rt_p50_ms": mesh_rt["p50_ms"], "mesh_rt_p95_ms": mesh_rt["p95_ms"],
-        "raw_msgs_per_s": raw_tp, "mesh_msgs_per_s": mesh_tp,
+        "size": size,
+        "qos": qos,
+        "raw_rt_p50_ms": raw_rt["p50_ms"],
+        "raw_rt_p95_ms": raw_rt["p95_ms"],
+        "mesh_rt_p50_ms": mesh_rt["p50_ms"],
+        "mesh_rt_p95_ms": mesh_rt["p95_ms"],
+        "raw_msgs_per_s": raw_tp,
+        "mesh_msgs_per_s": mesh_tp,
         "rt_p50_delta_ms": mesh_rt["p50_ms"] - raw_rt["p50_ms"],
         "throughput_ratio": mesh_tp / raw_tp,
     }
@@ -192,14 +202,18 @@ def main() -> None:
             for qos in (0, 1):
                 rows.append(run(broker.port, size, qos, n_rt, n_tp if size == 200 else n_tp // 2))
 
-    header = (f"{'size':>6} {'qos':>3} | {'raw p50':>8} {'mesh p50':>8} {'Δp50 ms':>8} | "
-              f"{'raw msg/s':>10} {'mesh msg/s':>10} {'ratio':>6}")
+    header = (
+        f"{'size':>6} {'qos':>3} | {'raw p50':>8} {'mesh p50':>8} {'Δp50 ms':>8} | "
+        f"{'raw msg/s':>10} {'mesh msg/s':>10} {'ratio':>6}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['size']:>6} {r['qos']:>3} | {r['raw_rt_p50_ms']:>8.3f} {r['mesh_rt_p50_ms']:>8.3f} "
-              f"{r['rt_p50_delta_ms']:>8.3f} | {r['raw_msgs_per_s']:>10.0f} "
-              f"{r['mesh_msgs_per_s']:>10.0f} {r['throughput_ratio']:>6.2f}")
+        print(
+            f"{r['size']:>6} {r['qos']:>3} | {r['raw_rt_p50_ms']:>8.3f} {r['mesh_rt_p50_ms']:>8.3f} "
+            f"{r['rt_p50_delta_ms']:>8.3f} | {r['raw_msgs_per_s']:>10.0f} "
+            f"{r['mesh_msgs_per_s']:>10.0f} {r['throughput_ratio']:>6.2f}"
+        )
     summary = {
         "bench": "messaging",
         "rows": rows,

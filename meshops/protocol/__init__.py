@@ -42,6 +42,7 @@ from meshops.protocol.keys import (
 )
 from meshops.protocol.signing import (
     ETH_SIGN_PLACEHOLDER,
+    check_eth_fields,
     eth_signer_of,
     sign_message,
     verify_message,
@@ -76,6 +77,7 @@ __all__ = [
     "encrypt",
     "encrypt_multi",
     "eth_address_of",
+    "check_eth_fields",
     "eth_signer_of",
     "is_address",
     "json_too_deep",

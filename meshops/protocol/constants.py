@@ -8,8 +8,11 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "ACK_FIELD",
     "DEFAULT_ROOT_TOPIC",
     "MAX_MESSAGE_BYTES",
+    "STREAM_FIELD",
+    "TIMESTAMP_FORMAT",
     "Channel",
     "Command",
     "EventType",
@@ -22,6 +25,14 @@ MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 """The reference caps one message at 2 MB; larger ones are refused unread."""
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+STREAM_FIELD = "MESHOPS_STREAM"
+"""Clear, signed field ``{"ID": stream id, "SEQ": n}`` of a message in a reliable stream
+(MeshOps only; the reference ignores it). The receiver delivers each (sender, stream, seq)
+once, persistently, so the sequence, not the clock or the hash set, guards against replay."""
+
+ACK_FIELD = "MESHOPS_ACK"
+"""Body ``{"ID": stream id, "SEQ": n}`` of a cumulative ack: ``n`` and all before it arrived."""
 
 
 class EventType(enum.StrEnum):

@@ -31,11 +31,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from meshops._version import __version__
 from meshops.errors import CryptoError, KeyFormatError, MessageRefused, RefusalReason
 from meshops.protocol.canonical import MAX_JSON_DEPTH, NON_DATA_FIELDS, json_too_deep, jsonable
-from meshops.protocol.constants import MAX_MESSAGE_BYTES, TIMESTAMP_FORMAT
+from meshops.protocol.constants import MAX_MESSAGE_BYTES, STREAM_FIELD, TIMESTAMP_FORMAT
 from meshops.protocol.crypto import decrypt, encrypt_multi
 from meshops.protocol.crypto import encrypt as encrypt_single
 from meshops.protocol.keys import ADDRESS_PREFIX, LEGACY_ADDRESS_PREFIX, NodeKey, parse_address
-from meshops.protocol.signing import eth_signer_of, sign_message, verify_message
+from meshops.protocol.signing import (
+    check_eth_fields,
+    eth_signer_of,
+    sign_message,
+    verify_message,
+)
 
 __all__ = [
     "ENVELOPE_FIELDS",
@@ -515,6 +520,7 @@ def parse_message(
     future_skew_s: float = 10.0,
     max_bytes: int = MAX_MESSAGE_BYTES,
     require_dest_me: bool = False,
+    verify_eth: bool = False,
 ) -> Message:
     """Check and open one received message.
 
@@ -522,7 +528,12 @@ def parse_message(
     names others (NOT_FOR_ME; with ``require_dest_me`` also those naming nobody).
     ``replay_guard``: refuse hashes seen before (REPLAYED). ``now``: the time to judge
     freshness by (default: the clock; a naive value is local time, as Python takes it).
-    Freshness applies to messages with ``EE_TIMESTAMP`` and ``EE_TZ`` only.
+    Freshness applies to messages with ``EE_TIMESTAMP`` and ``EE_TZ`` only. A message in a
+    reliable stream (a signed ``MESHOPS_STREAM`` field in clear) is exempt from freshness and
+    the replay guard: it may wait in an outbox longer than any window, is resent with the same
+    hash after a loss, and its receiver refuses replays by sequence number instead.
+    ``verify_eth``: also recover ``EE_ETH_SIGN`` and require it to be the sender's (costs an
+    ecrecover; by default only ``EE_ETH_SENDER`` and the signature's form are checked).
     Raises MessageRefused for any bad input; errors of the replay guard itself propagate.
     """
     if require_dest_me and own_key is None:
@@ -546,16 +557,22 @@ def parse_message(
     described = _describe(raw)
     now_utc = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     stamp, judge_freshness = _timestamp(raw)
-    if judge_freshness and stamp is not None:
+    streamed = STREAM_FIELD in raw
+    if judge_freshness and stamp is not None and not streamed:
         _check_fresh(stamp, now_utc, max_age_s, future_skew_s)
     sender = verify_message(raw)
-    eth_signer_of(raw)  # a present Ethereum signature or sender must be right too
+    if verify_eth:
+        eth_signer_of(raw)  # a present Ethereum signature must recover to the sender
+    else:
+        check_eth_fields(raw, sender)
     try:
         dest_addresses = tuple(parse_address(d) for d in dest)
     except KeyFormatError as exc:
         raise _refuse(RefusalReason.BAD_FIELD, f"EE_DEST: {exc}") from exc
-    if replay_guard is not None and not replay_guard.check_and_remember(
-        raw["EE_HASH"], now_utc.timestamp()
+    if (
+        replay_guard is not None
+        and not streamed
+        and not replay_guard.check_and_remember(raw["EE_HASH"], now_utc.timestamp())
     ):
         raise _refuse(RefusalReason.REPLAYED, f"hash {raw['EE_HASH'][:16]}... seen before")
     view: Mapping[str, Any] = raw

@@ -43,6 +43,7 @@ from meshops.protocol.keys import (
 
 __all__ = [
     "ETH_SIGN_PLACEHOLDER",
+    "check_eth_fields",
     "eth_signer_of",
     "sign_message",
     "verify_message",
@@ -201,6 +202,28 @@ def _reference_eth_digest(msg: Mapping[str, Any]) -> bytes | None:
     except (TypeError, ValueError, RecursionError):
         return None  # cannot be the reference form then; the caller refuses the signature
     return personal_digest(keccak(text.encode("utf-8")))
+
+
+def check_eth_fields(msg: Mapping[str, Any], sender: str) -> None:
+    """Cheap consistency of the Ethereum fields with a verified ``sender`` (no curve maths).
+
+    ``EE_ETH_SENDER``, when given, must be the sender's EIP-55 account and ``EE_ETH_SIGN``
+    must be null, the SDK's placeholder or 65 bytes of lowercase hex. Whether that signature
+    recovers to the sender costs an ecrecover (about a third of a parse), so it is checked
+    only by ``eth_signer_of``, by whoever relies on it (an oracle, a contract, a tool).
+    """
+    eth_sender = msg.get("EE_ETH_SENDER")
+    if eth_sender is not None and eth_sender != eth_address_of(sender):
+        raise MessageRefused(
+            RefusalReason.BAD_SIGNATURE, "EE_ETH_SENDER is not EE_SENDER's account"
+        )
+    value = msg.get("EE_ETH_SIGN")
+    if value is None or value == ETH_SIGN_PLACEHOLDER:
+        return
+    if not isinstance(value, str) or not _ETH_SIG.fullmatch(value):
+        raise MessageRefused(
+            RefusalReason.BAD_FIELD, "EE_ETH_SIGN is not 0x + lowercase hex of 65 bytes"
+        )
 
 
 def eth_signer_of(msg: Mapping[str, Any]) -> str | None:

@@ -7,6 +7,7 @@
 - :class:`EmbeddedBroker` (amqtt, pure Python) and :class:`MosquittoBroker` (a child
   process, for tests and benchmarks); :func:`run_broker` runs the embedded one in the
   foreground.
+- :class:`SignedCodec`: plugs signed, verified protocol envelopes into the reliable streams.
 - :class:`MemoryBus`: an in-memory bus for unit tests only.
 """
 
@@ -27,6 +28,7 @@ from meshops.transport.reliable import (
     parse_stream_header,
     stream_header,
 )
+from meshops.transport.signed import SignedCodec
 
 __all__ = [
     "ACK_KEY",
@@ -41,6 +43,7 @@ __all__ = [
     "OutboxMessage",
     "ReliableReceiver",
     "ReliableSender",
+    "SignedCodec",
     "StreamState",
     "Transport",
     "ack_body",

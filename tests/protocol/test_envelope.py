@@ -265,6 +265,20 @@ def test_tampered_eth_fields_are_refused(env: Envelope) -> None:
     assert refused(encode_message(msg)) is RefusalReason.BAD_SIGNATURE
 
 
+def test_a_foreign_eth_signature_is_refused_when_it_matters(env: Envelope) -> None:
+    """Receivers check EE_ETH_SIGN's form always and recover it on request (verify_eth)."""
+    msg = env.build("PAYLOAD", {})
+    other = NodeKey.generate().sign_personal(msg["EE_HASH"])
+    msg["EE_ETH_SIGN"] = "0x" + other.hex()
+    data = encode_message(msg)
+    assert parse_message(data).sender == env.key.address
+    assert refused(data, verify_eth=True) is RefusalReason.BAD_SIGNATURE
+    msg["EE_ETH_SIGN"] = "0xnot-hex"
+    assert refused(encode_message(msg)) is RefusalReason.BAD_FIELD
+    genuine = env.build("PAYLOAD", {})
+    assert parse_message(encode_message(genuine), verify_eth=True).sender == env.key.address
+
+
 def test_not_for_me(env: Envelope, peer: NodeKey) -> None:
     other = NodeKey.generate()
     data = env.encode("PAYLOAD", {}, dest=other.address)

@@ -125,9 +125,12 @@ def test_envelope_round_trip(body: dict[str, Any], encrypted: bool) -> None:
 
 
 def _flip_is_refused_or_harmless(original: bytes, mutated: bytes) -> None:
-    """A flipped byte must be refused, unless it changed no value at all (``1e5``/``1E5``)."""
+    """A flipped byte must be refused, unless it changed no value at all (``1e5``/``1E5``).
+
+    ``verify_eth``: the full check, so a flip inside ``EE_ETH_SIGN`` is caught too.
+    """
     try:
-        msg = parse_message(mutated, own_key=PEER)
+        msg = parse_message(mutated, own_key=PEER, verify_eth=True)
     except MessageRefused:
         return
     assert json.loads(mutated) == json.loads(original), "a changed message was accepted"

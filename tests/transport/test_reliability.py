@@ -1,5 +1,5 @@
-"""End to end: reliable streams through Mosquitto survive a broker SIGKILL and a publisher
-SIGKILL; the receiver gets every message exactly once, in order."""
+"""End to end: reliable streams of signed messages through Mosquitto survive a broker SIGKILL
+and a publisher SIGKILL; the receiver gets every message exactly once, in order."""
 
 from __future__ import annotations
 
@@ -14,16 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from meshops.protocol import Envelope, NodeKey
 from meshops.transport import (
     MosquittoBroker,
     MqttTransport,
     Outbox,
     ReliableReceiver,
     ReliableSender,
+    SignedCodec,
 )
 
-from .helpers import InOrderLog, json_decode, json_encoder
-from .reliable_peer import DATA_TOPIC, PUB, SUB
+from .helpers import InOrderLog
+from .reliable_peer import data_topic
 
 pytestmark = [pytest.mark.slow, pytest.mark.mosquitto, pytest.mark.timeout(120)]
 
@@ -48,13 +50,31 @@ def running_peer(args: list[str]) -> Iterator[subprocess.Popen[str]]:
 
 
 @pytest.fixture
-def receiver(mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[InOrderLog]:
+def publisher_key(tmp_path: Path) -> NodeKey:
+    key = NodeKey.generate()
+    key.save(tmp_path / "publisher.pem")
+    return key
+
+
+@pytest.fixture
+def receiver_codec() -> SignedCodec:
+    return SignedCodec(Envelope(NodeKey.generate(), alias="receiver"))
+
+
+@pytest.fixture
+def receiver(
+    mosquitto: MosquittoBroker, receiver_codec: SignedCodec, tmp_path: Path
+) -> Iterator[InOrderLog]:
     delivered = InOrderLog()
     transport = MqttTransport("127.0.0.1", mosquitto.port, "reliable-receiver")
     receiver = ReliableReceiver(
-        transport, tmp_path / "received.db", json_decode, json_encoder(SUB), delivered
+        transport,
+        tmp_path / "received.db",
+        receiver_codec.decode,
+        receiver_codec.encode_ack,
+        delivered,
     )
-    receiver.listen(DATA_TOPIC)
+    receiver.listen(data_topic(receiver_codec.address))
     transport.start(timeout=10)
     receiver.start()
     try:
@@ -65,19 +85,24 @@ def receiver(mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[InOrderLog]
 
 
 def test_5000_messages_survive_a_broker_sigkill(
-    mosquitto: MosquittoBroker, receiver: InOrderLog, tmp_path: Path
+    mosquitto: MosquittoBroker,
+    receiver: InOrderLog,
+    receiver_codec: SignedCodec,
+    publisher_key: NodeKey,
+    tmp_path: Path,
 ) -> None:
-    encode = json_encoder(PUB)
+    codec = SignedCodec(Envelope(publisher_key, alias="publisher"))
+    dest = receiver_codec.address
     with Outbox(tmp_path / "outbox.db") as outbox:
         transport = MqttTransport("127.0.0.1", mosquitto.port, "reliable-sender", outbox=outbox)
-        sender = ReliableSender(transport, outbox, PUB, json_decode)
+        sender = ReliableSender(transport, outbox, codec.address, codec.decode_ack)
         transport.start(timeout=10)
         sender.start()
 
         def feed() -> None:
             """Send flat out, so the kill lands while the broker holds messages in flight."""
             for i in range(1, TOTAL + 1):
-                sender.send(SUB, DATA_TOPIC, lambda h, i=i: encode(SUB, {"I": i, **h}))
+                sender.send(dest, data_topic(dest), codec.stream_message(dest, {"I": i}))
 
         feeder = threading.Thread(target=feed, name="test-feeder")
         try:
@@ -110,10 +135,21 @@ def test_5000_messages_survive_a_broker_sigkill(
 
 
 def test_5000_messages_survive_a_publisher_sigkill(
-    mosquitto: MosquittoBroker, receiver: InOrderLog, tmp_path: Path
+    mosquitto: MosquittoBroker,
+    receiver: InOrderLog,
+    receiver_codec: SignedCodec,
+    publisher_key: NodeKey,
+    tmp_path: Path,
 ) -> None:
-    outbox = str(tmp_path / "outbox.db")
-    args = ["-m", "tests.transport.reliable_peer", str(mosquitto.port), outbox, str(TOTAL)]
+    args = [
+        "-m",
+        "tests.transport.reliable_peer",
+        str(mosquitto.port),
+        str(tmp_path / "outbox.db"),
+        str(tmp_path / "publisher.pem"),
+        receiver_codec.address,
+        str(TOTAL),
+    ]
 
     start = time.perf_counter()
     with running_peer([*args, "0.01"]) as first:

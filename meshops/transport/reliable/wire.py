@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from meshops.protocol.constants import ACK_FIELD, STREAM_FIELD
+
 __all__ = [
     "ACK_KEY",
     "STREAM_KEY",
@@ -22,8 +24,8 @@ __all__ = [
     "stream_header",
 ]
 
-STREAM_KEY = "MESHOPS_STREAM"
-ACK_KEY = "MESHOPS_ACK"
+STREAM_KEY = STREAM_FIELD
+ACK_KEY = ACK_FIELD
 
 Decoder = Callable[[bytes], tuple[str, dict[str, Any]]]
 """``decode(payload) -> (sender address, body)``; raises on a bad or unverifiable message."""
