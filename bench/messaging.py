@@ -2,7 +2,8 @@
 
 For each payload size (200 B, 10 KB) and QoS (0, 1) it measures:
 - round trip: A publishes, B answers, A receives (p50/p95 over many pings);
-- one-way throughput: A publishes N messages as fast as it can, B receives all of them.
+- one-way throughput: A publishes N messages as fast as it can, B (another process, as it
+  would be another machine) receives all of them; messages per second until the last arrives.
 
 Raw: paho-mqtt clients sending the payload bytes (TCP_NODELAY set on both, as MeshOps does,
 so the comparison is of the messaging layer, not of Nagle's algorithm).
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
+import os
 import socket
 import statistics
 import tempfile
@@ -111,6 +114,26 @@ def round_trip(make_pair, send, n: int) -> dict:
     return {"p50_ms": statistics.median(samples), "p95_ms": _pct(samples, 0.95)}
 
 
+def _receive(kind: str, port: int, total: int, conn) -> None:
+    """Child process: count ``total`` messages (MeshOps: each verified), send the last's time."""
+    done = threading.Event()
+    count = [0]
+    last = [0.0]
+
+    def on_msg(_: object) -> None:
+        count[0] += 1
+        if count[0] == total:
+            last[0] = time.time()
+            done.set()
+
+    peer = (RawPeer if kind == "raw" else MeshPeer)(port, f"{kind}-rx-{os.getpid()}", PING, on_msg)
+    conn.send("ready")
+    try:
+        conn.send(last[0] if done.wait(170) else f"{kind}: only {count[0]}/{total} arrived")
+    finally:
+        peer.close()
+
+
 def run(port: int, size: int, qos: int, n_rt: int, n_tp: int) -> dict:
     data = b"x" * size
     body = {"DATA": "x" * size}
@@ -142,36 +165,40 @@ def run(port: int, size: int, qos: int, n_rt: int, n_tp: int) -> dict:
 
     mesh_rt = round_trip(mesh_pair, lambda a, p, i: a.send(PING, p, qos), n_rt)
 
-    # --- throughput
-    def throughput(make_receiver, make_sender, send) -> float:
-        done = threading.Event()
-        count = [0]
-
-        def on_msg(_):
-            count[0] += 1
-            if count[0] == n_tp:
-                done.set()
-
-        rx = make_receiver(on_msg)
-        tx = make_sender()
+    # --- throughput: the receiver runs in its own process, as it would on another machine
+    def throughput(kind: str, make_sender, send) -> float:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        rx = ctx.Process(target=_receive, args=(kind, port, n_tp, child), daemon=True)
+        rx.start()
         try:
-            t0 = time.perf_counter()
-            for i in range(n_tp):
-                send(tx, i)
-            if not done.wait(120):
-                raise RuntimeError(f"throughput: only {count[0]}/{n_tp} arrived")
-            return n_tp / (time.perf_counter() - t0)
+            if not parent.poll(30) or parent.recv() != "ready":
+                raise RuntimeError(f"{kind} receiver did not start")
+            tx = make_sender()
+            try:
+                t0 = time.time()
+                for i in range(n_tp):
+                    send(tx, i)
+                if not parent.poll(180):
+                    raise RuntimeError(f"{kind} throughput: not all {n_tp} arrived")
+                result = parent.recv()
+                if isinstance(result, str):
+                    raise RuntimeError(result)
+                return n_tp / (result - t0)
+            finally:
+                tx.close()
         finally:
-            tx.close()
-            rx.close()
+            rx.join(30)
+            if rx.is_alive():
+                rx.kill()
 
     raw_tp = throughput(
-        lambda h: RawPeer(port, f"raw-rx-{size}-{qos}", PING, h),
+        "raw",
         lambda: RawPeer(port, f"raw-tx-{size}-{qos}", "bench/none", lambda p: None),
         lambda tx, i: tx.publish(PING, data, qos),
     )
     mesh_tp = throughput(
-        lambda h: MeshPeer(port, f"mesh-rx-{size}-{qos}", PING, h),
+        "mesh",
         lambda: MeshPeer(port, f"mesh-tx-{size}-{qos}", "bench/none", lambda m: None),
         lambda tx, i: tx.send(PING, body, qos),
     )
@@ -210,7 +237,8 @@ def main() -> None:
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['size']:>6} {r['qos']:>3} | {r['raw_rt_p50_ms']:>8.3f} {r['mesh_rt_p50_ms']:>8.3f} "
+            f"{r['size']:>6} {r['qos']:>3} | "
+            f"{r['raw_rt_p50_ms']:>8.3f} {r['mesh_rt_p50_ms']:>8.3f} "
             f"{r['rt_p50_delta_ms']:>8.3f} | {r['raw_msgs_per_s']:>10.0f} "
             f"{r['mesh_msgs_per_s']:>10.0f} {r['throughput_ratio']:>6.2f}"
         )
