@@ -9,13 +9,18 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from meshops._version import __version__
-from meshops.errors import MeshOpsError
+from meshops.errors import ConfigError, MeshOpsError
+
+if TYPE_CHECKING:
+    from meshops.node.settings import NodeSettings
+    from meshops.node.store import NodeStore
 
 app = typer.Typer(
     name="meshops",
@@ -88,7 +93,7 @@ def broker(
 def up(
     port: Annotated[int, typer.Option(help="Broker TCP port; 0 picks a free one.")] = 1883,
 ) -> None:
-    """Start a local MeshOps network: for now the embedded broker (nodes come with the edge node)."""
+    """Start a local MeshOps network (for now: the embedded broker)."""
     from meshops.transport import EmbeddedBroker
 
     embedded = EmbeddedBroker(host="127.0.0.1", port=port)
@@ -103,6 +108,121 @@ def up(
     finally:
         embedded.stop()
         console.print("MeshOps stopped.")
+
+
+node_app = typer.Typer(help="Run and manage an edge node.", no_args_is_help=True)
+app.add_typer(node_app, name="node")
+
+HomeOption = Annotated[
+    Path,
+    typer.Option("--home", help="Node folder: key, config store, outbox.", envvar="MESHOPS_HOME"),
+]
+DEFAULT_NODE_HOME = Path("~/.meshops/node")
+
+
+def _settings(**values: Any) -> NodeSettings:
+    from pydantic import ValidationError
+
+    from meshops._validation import describe_validation_error
+    from meshops.node.settings import NodeSettings
+
+    try:
+        return NodeSettings(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        raise _fail(ConfigError(describe_validation_error(exc))) from None
+
+
+@node_app.command("start")
+def node_start(
+    home: HomeOption = DEFAULT_NODE_HOME,
+    alias: Annotated[str | None, typer.Option(help="Human name, at most 20 characters.")] = None,
+    broker: Annotated[
+        str | None, typer.Option(help="mqtt://HOST:PORT", envvar="MESHOPS_BROKER")
+    ] = None,
+    root_topic: Annotated[str | None, typer.Option(help="MQTT root topic.")] = None,
+    supervisor: Annotated[bool, typer.Option(help="Keep and publish the network map.")] = False,
+    unsecured: Annotated[
+        bool, typer.Option("--unsecured", help="Obey any sender (default: owner + allow-list).")
+    ] = False,
+) -> None:
+    """Start an edge node in the foreground until Ctrl-C or SIGTERM."""
+    from meshops.node import Node
+
+    settings = _settings(
+        home=home, alias=alias, broker=broker, root_topic=root_topic,
+        supervisor=supervisor or None, secured=False if unsecured else None,
+    )  # fmt: skip
+    try:
+        node = Node(settings)
+    except MeshOpsError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"node [bold]{node.alias}[/] {node.address} ({node.key.eth_address}) "
+        f"on {settings.broker}{' [supervisor]' if settings.supervisor else ''}"
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    node.run_until(stop)
+
+
+@node_app.command("address")
+def node_address(home: HomeOption = DEFAULT_NODE_HOME) -> None:
+    """Print the node's 0xai_ and Ethereum addresses (creating its key on first use)."""
+    from meshops.node import load_or_create_key
+
+    key = load_or_create_key(home.expanduser() / "node.pem")
+    console.print(key.address)
+    console.print(key.eth_address)
+
+
+def _store(home: Path) -> NodeStore:
+    from meshops.node.store import NodeStore
+
+    return NodeStore(home.expanduser() / "node.db")
+
+
+@node_app.command("allow")
+def node_allow(
+    address: Annotated[str, typer.Argument(help="0xai_ address to allow.")],
+    alias: Annotated[str | None, typer.Argument(help="A name to remember it by.")] = None,
+    home: HomeOption = DEFAULT_NODE_HOME,
+) -> None:
+    """Let ADDRESS command this node (takes effect at once, also on a running node)."""
+    from meshops.protocol import parse_address
+
+    try:
+        normalised = parse_address(address)
+    except MeshOpsError as exc:
+        raise _fail(exc) from None
+    store = _store(home)
+    try:
+        store.allow(normalised, alias)
+    finally:
+        store.close()
+    console.print(f"allowed {normalised}" + (f" ({alias})" if alias else ""))
+
+
+@node_app.command("disallow")
+def node_disallow(
+    address: Annotated[str, typer.Argument(help="0xai_ address to remove.")],
+    home: HomeOption = DEFAULT_NODE_HOME,
+) -> None:
+    """Remove ADDRESS from the node's allow-list."""
+    from meshops.protocol import parse_address
+
+    try:
+        normalised = parse_address(address)
+    except MeshOpsError as exc:
+        raise _fail(exc) from None
+    store = _store(home)
+    try:
+        removed = store.disallow(normalised)
+    finally:
+        store.close()
+    if not removed:
+        raise _fail(ConfigError(f"{normalised} was not on the allow-list"))
+    console.print(f"disallowed {normalised}")
 
 
 if __name__ == "__main__":

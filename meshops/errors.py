@@ -68,6 +68,8 @@ class RefusalReason(enum.StrEnum):
     STALE = "stale"
     NOT_FOR_ME = "not_for_me"
     UNDECRYPTABLE = "undecryptable"
+    UNAUTHORIZED = "unauthorized"
+    BAD_COMMAND = "bad_command"
 
 
 class MessageRefused(ProtocolError):
