@@ -24,7 +24,7 @@ def embedded_broker() -> Iterator[EmbeddedBroker]:
 def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A Mosquitto child process on a free port (no persistence); killed afterwards."""
     if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (scripts/test installs it)")
+        pytest.fail("mosquitto is not installed: run the suite through scripts/test")
     broker = MosquittoBroker(workdir=tmp_path / "mosquitto").start(timeout=10)
     try:
         yield broker

@@ -1,0 +1,78 @@
+"""Driving the unmodified reference SDK (``ratio1``) against our nodes, as a user would."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from meshops.node import Node, NodeSettings
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def running_node(home: Path, broker_port: int, **settings: Any) -> Iterator[Node]:
+    """A node on 127.0.0.1:``broker_port`` with fast heartbeats; stopped afterwards."""
+    values = {
+        "alias": "meshops-n1", "supervisor": True, "heartbeat_interval_s": 1.0,
+        "netmon_interval_s": 1.0, **settings,
+    }  # fmt: skip
+    node = Node(NodeSettings(home=home, broker=f"mqtt://127.0.0.1:{broker_port}", **values))
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@contextlib.contextmanager
+def sdk_session(home: Path, port: int, name: str) -> Iterator[Any]:
+    """A ``ratio1.Session`` with its own HOME (key and cache), fully offline; closed after."""
+    from ratio1 import Session
+
+    old_home = os.environ.get("HOME")
+    os.environ["HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        session = Session(
+            host="127.0.0.1", port=port, user="u", pwd="p", secured=False, name=name,
+            run_dauth=False, auto_configuration=False, silent=True,
+        )  # fmt: skip
+    finally:
+        if old_home is not None:
+            os.environ["HOME"] = old_home
+    try:
+        yield session
+    finally:
+        session.close(wait_close=True)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+class Received:
+    """A thread-safe list for SDK callbacks."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> None:
+        with self._lock:
+            self.items.append(args[-1] if len(args) > 1 else args[0])
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.items)
