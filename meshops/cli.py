@@ -29,7 +29,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one line per error, never wrapped
 
 
 def _version_callback(value: bool) -> None:
@@ -92,8 +92,12 @@ def broker(
 @app.command()
 def up(
     port: Annotated[int, typer.Option(help="Broker TCP port; 0 picks a free one.")] = 1883,
+    home: Annotated[Path, typer.Option(help="Where the local network keeps its state.")] = Path(
+        "~/.meshops/up"
+    ),
 ) -> None:
-    """Start a local MeshOps network (for now: the embedded broker)."""
+    """Start a local MeshOps network: the embedded broker and a supervisor node."""
+    from meshops.node import Node
     from meshops.transport import EmbeddedBroker
 
     embedded = EmbeddedBroker(host="127.0.0.1", port=port)
@@ -101,10 +105,26 @@ def up(
         embedded.start()
     except MeshOpsError as exc:
         raise _fail(exc) from None
-    console.print(f"[green]MeshOps is up.[/] Broker: [bold]{embedded.url}[/]")
-    console.print("Connect any MQTT 3.1.1 client or the ratio1 SDK to it. Ctrl-C stops everything.")
     try:
-        _wait_for_signal()
+        settings = _settings(
+            home=home.expanduser() / "supervisor", alias="supervisor", broker=embedded.url,
+            supervisor=True,
+        )  # fmt: skip
+        node = Node(settings)
+    except (MeshOpsError, typer.Exit):
+        embedded.stop()
+        raise
+    console.print(f"[green]MeshOps is up.[/] Broker: [bold]{embedded.url}[/]")
+    console.print(f"Supervisor node [bold]{node.alias}[/]: {node.address} ({node.key.eth_address})")
+    console.print(
+        "Allow a client to command it: "
+        f"[bold]meshops node allow ADDRESS --home {settings.home}[/]. Ctrl-C stops everything."
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        node.run_until(stop)
     finally:
         embedded.stop()
         console.print("MeshOps stopped.")
