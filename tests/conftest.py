@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from meshops.transport import EmbeddedBroker, MosquittoBroker, find_mosquitto
+
+
+def _leaked_threads_after(before: set[threading.Thread], grace_s: float = 3.0) -> list[str]:
+    deadline = time.monotonic() + grace_s
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leaked or time.monotonic() > deadline:
+            return sorted(t.name for t in leaked)
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def no_leaked_threads() -> Iterator[None]:
+    """Fails a test that leaves a thread running; parts that own threads make it autouse."""
+    before = set(threading.enumerate())
+    yield
+    leaked = _leaked_threads_after(before)
+    assert not leaked, f"threads left running: {leaked}"
 
 
 @pytest.fixture

@@ -47,9 +47,10 @@ class CaptureConfig(WireModel):
 
     name: str = Field(min_length=1, max_length=100)
     type: str = Field(min_length=1)
-    url: str | None = None
+    url: str | int | None = None
     reconnectable: bool | str = Field(
-        default=True, description="Re-open after an error; 'KEEPALIVE' is read as True."
+        default=True,
+        description="Re-open after an error: true/YES/Y/T/TRUE/KEEPALIVE (the reference's values).",
     )
     live_feed: bool = Field(default=False, description="Drop stale items rather than queue them.")
     cap_resolution: float = Field(default=1.0, gt=0, le=1000, description="Reads per second.")
@@ -89,7 +90,9 @@ class DataCapture(ABC):
 
     @abstractmethod
     def read(self) -> CaptureItem | None:
-        """The next item; None when a finite source ended. May block up to about a second."""
+        """The next item; None when a finite source ended (or ``stop`` was called).
+
+        Sources fed from a queue block until data arrives, checking ``self._stop``."""
 
     def close(self) -> None:
         """Release the source."""
@@ -122,11 +125,20 @@ class DataCapture(ABC):
     @property
     def _reconnectable(self) -> bool:
         value = self.config.reconnectable
-        return value if isinstance(value, bool) else value.strip().upper() in {"KEEPALIVE", "TRUE"}
+        if isinstance(value, bool):
+            return value
+        return value.strip().upper() in {"YES", "Y", "T", "TRUE", "KEEPALIVE", "KEEP_ALIVE"}
 
     def _emit(self, item: CaptureItem) -> None:
+        """Hand one item on; a failing sink is reported, and the source is not re-opened
+        (re-opening a file would replay what was already delivered)."""
         self.items_read += 1
-        self._sink(item)
+        try:
+            self._sink(item)
+        except Exception as exc:
+            message = f"capture {self.config.name}: delivering an item failed: {exc}"
+            log.exception("%s", message)
+            self._on_error(message)
 
     def _run(self) -> None:
         period = 1.0 / self.config.cap_resolution
@@ -139,7 +151,8 @@ class DataCapture(ABC):
                 while not self._stop.is_set():
                     item = self.read()
                     if item is None:
-                        self.finished.set()
+                        if not self._stop.is_set():
+                            self.finished.set()
                         return
                     self._emit(item)
                     next_at += period
