@@ -63,15 +63,15 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
 
 
 class Received:
-    """A thread-safe list for SDK callbacks."""
+    """A thread-safe list for what SDK callbacks hand over."""
 
     def __init__(self) -> None:
         self.items: list[Any] = []
         self._lock = threading.Lock()
 
-    def __call__(self, *args: Any) -> None:
+    def __call__(self, item: Any) -> None:
         with self._lock:
-            self.items.append(args[-1] if len(args) > 1 else args[0])
+            self.items.append(item)
 
     def __len__(self) -> int:
         with self._lock:

@@ -41,7 +41,8 @@ def test_reference_sdk_drives_a_meshops_node(
         echoes = Received()
         echo = pipeline.create_plugin_instance(
             signature="ECHO_01", instance_id="echo1", process_delay=0.2,
-            allow_empty_inputs=True, prefix="hello", on_data=echoes,
+            allow_empty_inputs=True, prefix="hello",
+            on_data=lambda pipe, data: echoes(data),
         )  # fmt: skip
         pipeline.deploy(timeout=15)
         assert pipeline.was_last_operation_successful is True
@@ -52,7 +53,10 @@ def test_reference_sdk_drives_a_meshops_node(
 
         results = Received()
         pipeline.create_custom_plugin_instance(
-            instance_id="code1", custom_code=custom_add, on_data=results, process_delay=0.3
+            instance_id="code1",
+            custom_code=custom_add,
+            process_delay=0.3,
+            on_data=lambda pipe, result, payload: results(result),
         )
         pipeline.deploy(timeout=15)
         assert wait_for(lambda: len(results) >= 2, 20), "no custom-code results"
