@@ -75,6 +75,17 @@ def test_reference_sdk_drives_a_meshops_node(
         assert reply is not None
         assert reply["COMMAND_PARAMS"]["X"] == 7
 
+        # a second session sees the running pipeline through NET_CONFIG and attaches to it
+        with sdk_session(tmp_path / "sdk2", broker.port, "observer") as observer:
+            assert wait_for(lambda: node.address in observer.get_active_nodes(), 15)
+            assert observer.wait_for_node_configs(node.address, timeout=15) is True
+            assert "p1" in observer.get_active_pipelines(node.address)
+            seen = Received()
+            observer.attach_to_pipeline(
+                node=node.address, name="p1", on_data=lambda pipe, sig, inst, data: seen(inst)
+            )
+            assert wait_for(lambda: "echo1" in seen.items, 10)
+
         pipeline.close(timeout=15)
         assert pipeline.was_last_operation_successful is True
         assert node.pipelines.names() == []
