@@ -107,9 +107,11 @@ def up(
         raise _fail(exc) from None
     try:
         settings = _settings(
-            home=home.expanduser() / "supervisor", alias="supervisor", broker=embedded.url,
+            home=home.expanduser() / "supervisor",
+            alias="supervisor",
+            broker=embedded.url,
             supervisor=True,
-        )  # fmt: skip
+        )
         node = Node(settings)
     except (MeshOpsError, typer.Exit):
         embedded.stop()
@@ -169,9 +171,13 @@ def node_start(
     from meshops.node import Node
 
     settings = _settings(
-        home=home, alias=alias, broker=broker, root_topic=root_topic,
-        supervisor=supervisor or None, secured=False if unsecured else None,
-    )  # fmt: skip
+        home=home,
+        alias=alias,
+        broker=broker,
+        root_topic=root_topic,
+        supervisor=supervisor or None,
+        secured=False if unsecured else None,
+    )
     try:
         node = Node(settings)
     except MeshOpsError as exc:

@@ -63,8 +63,10 @@ def test_bad_node_settings_give_one_line_errors(tmp_path: Path) -> None:
 def test_up_starts_a_broker_and_a_supervisor_that_heartbeats(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [*MESHOPS, "up", "--port", "0", "--home", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         banner = proc.stdout.readline() + proc.stdout.readline()

@@ -20,9 +20,12 @@ log = logging.getLogger(__name__)
 def running_node(home: Path, broker_port: int, **settings: Any) -> Iterator[Node]:
     """A node on 127.0.0.1:``broker_port`` with fast heartbeats; stopped afterwards."""
     values = {
-        "alias": "meshops-n1", "supervisor": True, "heartbeat_interval_s": 1.0,
-        "netmon_interval_s": 1.0, **settings,
-    }  # fmt: skip
+        "alias": "meshops-n1",
+        "supervisor": True,
+        "heartbeat_interval_s": 1.0,
+        "netmon_interval_s": 1.0,
+        **settings,
+    }
     node = Node(NodeSettings(home=home, broker=f"mqtt://127.0.0.1:{broker_port}", **values))
     node.start()
     try:
@@ -41,9 +44,16 @@ def sdk_session(home: Path, port: int, name: str) -> Iterator[Any]:
     home.mkdir(parents=True, exist_ok=True)
     try:
         session = Session(
-            host="127.0.0.1", port=port, user="u", pwd="p", secured=False, name=name,
-            run_dauth=False, auto_configuration=False, silent=True,
-        )  # fmt: skip
+            host="127.0.0.1",
+            port=port,
+            user="u",
+            pwd="p",
+            secured=False,
+            name=name,
+            run_dauth=False,
+            auto_configuration=False,
+            silent=True,
+        )
     finally:
         if old_home is not None:
             os.environ["HOME"] = old_home

@@ -40,10 +40,13 @@ def test_reference_sdk_drives_a_meshops_node(
         pipeline = session.create_pipeline(node=node.address, name="p1", data_source="Void")
         echoes = Received()
         echo = pipeline.create_plugin_instance(
-            signature="ECHO_01", instance_id="echo1", process_delay=0.2,
-            allow_empty_inputs=True, prefix="hello",
+            signature="ECHO_01",
+            instance_id="echo1",
+            process_delay=0.2,
+            allow_empty_inputs=True,
+            prefix="hello",
             on_data=lambda pipe, data: echoes(data),
-        )  # fmt: skip
+        )
         pipeline.deploy(timeout=15)
         assert pipeline.was_last_operation_successful is True
         assert "p1" in node.pipelines.names()

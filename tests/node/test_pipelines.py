@@ -117,8 +117,9 @@ def test_merge_keeps_unmentioned_instances_and_merges_keys() -> None:
             ],
         },
     )
-    instances = {(p["SIGNATURE"], i["INSTANCE_ID"]): i for p in merged["PLUGINS"]
-                 for i in p["INSTANCES"]}  # fmt: skip
+    instances = {
+        (p["SIGNATURE"], i["INSTANCE_ID"]): i for p in merged["PLUGINS"] for i in p["INSTANCES"]
+    }
     assert instances[("A", "a1")] == {"INSTANCE_ID": "a1", "X": 10, "Y": 2}
     assert ("A", "a2") in instances and ("B", "b1") in instances
     assert merged["TYPE"] == "Void"
@@ -130,8 +131,10 @@ def test_bad_config_names_the_field_and_changes_nothing(manager) -> None:
     good = void("p", ("CRASHY_01", {"INSTANCE_ID": "c1", "THRESHOLD": 1.5, **FAST}))
     assert mgr.apply(good, store=stored.append) == [("CRASHY_01", "c1")]
     with pytest.raises(PluginError, match="THRESHOLD"):
-        mgr.apply(void("p", ("CRASHY_01", {"INSTANCE_ID": "c1", "THRESHOLD": "high"})),
-                  store=stored.append)  # fmt: skip
+        mgr.apply(
+            void("p", ("CRASHY_01", {"INSTANCE_ID": "c1", "THRESHOLD": "high"})),
+            store=stored.append,
+        )
     with pytest.raises(ConfigError, match="CAP_RESOLUTION"):
         mgr.apply({"NAME": "p", "CAP_RESOLUTION": -1}, store=stored.append)
     with pytest.raises(PluginError, match="unknown plugin 'NOPE_01'"):
@@ -177,19 +180,31 @@ def test_unchanged_instances_are_not_restarted(manager) -> None:
 
 def test_config_change_reaches_the_running_instance(manager) -> None:
     mgr, rec = manager
-    mgr.apply(void("p", ("ECHO_01", {"INSTANCE_ID": "e1", "PREFIX": "a", **FAST})),
-              store=lambda c: None)  # fmt: skip
-    changed = mgr.apply(void("p", ("ECHO_01", {"INSTANCE_ID": "e1", "PREFIX": "b"})),
-                        store=lambda c: None)  # fmt: skip
+    mgr.apply(
+        void("p", ("ECHO_01", {"INSTANCE_ID": "e1", "PREFIX": "a", **FAST})), store=lambda c: None
+    )
+    changed = mgr.apply(
+        void("p", ("ECHO_01", {"INSTANCE_ID": "e1", "PREFIX": "b"})), store=lambda c: None
+    )
     assert changed == [("ECHO_01", "e1")]
     assert wait_for(lambda: rec.of("e1") and rec.of("e1")[-1]["PREFIX"] == "b", 5)
 
 
 def test_on_demand_pipeline_gets_data_by_command(manager) -> None:
     mgr, rec = manager
-    mgr.apply({"NAME": "od", "TYPE": "OnDemandInput", "PLUGINS": [
-        {"SIGNATURE": "ECHO_01", "INSTANCES": [{"INSTANCE_ID": "e1", "PROCESS_DELAY": 0.05}]}]},
-        store=lambda c: None)  # fmt: skip
+    mgr.apply(
+        {
+            "NAME": "od",
+            "TYPE": "OnDemandInput",
+            "PLUGINS": [
+                {
+                    "SIGNATURE": "ECHO_01",
+                    "INSTANCES": [{"INSTANCE_ID": "e1", "PROCESS_DELAY": 0.05}],
+                }
+            ],
+        },
+        store=lambda c: None,
+    )
     mgr.feed("od", {"V": 1})
     mgr.feed("od", {"V": 2})
     assert wait_for(lambda: sum(len(b["DATA"]) for b in rec.of("e1")) == 2, 5)

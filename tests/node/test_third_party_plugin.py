@@ -75,15 +75,29 @@ def test_pip_installed_plugin_package_is_found_and_runs(tmp_path: Path) -> None:
     (package / "meshops_hello" / "__init__.py").write_text(MODULE)
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(package)],
-        check=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(package),
+        ],
+        check=True,
+        timeout=120,
+    )
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(RUN)],
         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert result["payload"] == {"SIG": "HELLO_01", "GREETING": "salut, n1"}
     assert "GREETING" in result["schema"]
