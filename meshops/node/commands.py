@@ -26,17 +26,27 @@ log = logging.getLogger(__name__)
 Code = NotificationCode
 
 
+MAX_FAILURE_NOTICES = 50
+"""Per refused command: one message must not make the node sign thousands of answers."""
+
+_NODE_EVENTS = {"HEARTBEAT", "PAYLOAD", "NOTIFICATION"}
+"""What nodes send; a command carries no such event type (SDK commands carry none)."""
+
+
 def _instance_keys(config: Any) -> list[tuple[str, str]]:
-    """(SIGNATURE, INSTANCE_ID) pairs a pipeline config names, as far as they can be read."""
-    keys = []
+    """Distinct (SIGNATURE, INSTANCE_ID) pairs a pipeline config names, at most
+    ``MAX_FAILURE_NOTICES``, as far as they can be read (for failure notifications)."""
+    keys: dict[tuple[str, str], None] = {}
     plugins = config.get("PLUGINS") if isinstance(config, Mapping) else None
     for plugin in plugins if isinstance(plugins, list) else []:
         if not isinstance(plugin, Mapping) or not isinstance(plugin.get("SIGNATURE"), str):
             continue
         for inst in plugin.get("INSTANCES") or []:
             if isinstance(inst, Mapping) and isinstance(inst.get("INSTANCE_ID"), str):
-                keys.append((plugin["SIGNATURE"].upper(), inst["INSTANCE_ID"]))
-    return keys
+                keys[(plugin["SIGNATURE"].upper()[:100], inst["INSTANCE_ID"][:100])] = None
+                if len(keys) >= MAX_FAILURE_NOTICES:
+                    return list(keys)
+    return list(keys)
 
 
 class CommandHandler:
@@ -57,11 +67,14 @@ class CommandHandler:
             raise MessageRefused(
                 RefusalReason.NOT_FOR_ME, f"EE_ID {str(target)[:60]!r} names another node"
             )
+        if message.event_type in _NODE_EVENTS:
+            raise MessageRefused(RefusalReason.BAD_COMMAND, f"a {message.event_type} is no command")
         action = body.get("ACTION")
         if not node.is_allowed(message.sender):
             node.refuse(RefusalReason.UNAUTHORIZED, f"{message.sender} may not command", "config")
             self._refused(message, action)
             return
+        node.check_replay(message)
         handler = _HANDLERS.get(action) if isinstance(action, str) else None
         if handler is None:
             node.refuse(RefusalReason.BAD_COMMAND, f"unknown ACTION {str(action)[:40]!r}", "config")
@@ -83,6 +96,7 @@ class CommandHandler:
                 return  # another node's SET_CONFIG: nothing for us to do
             if not self.node.is_allowed(message.sender):
                 raise MessageRefused(RefusalReason.UNAUTHORIZED, "GET_CONFIG from a stranger")
+            self.node.check_replay(message)
             self.node.messages.send_net_config(message.sender)
             return
         raise MessageRefused(RefusalReason.BAD_COMMAND, "payload for this node not understood")
@@ -117,7 +131,7 @@ class CommandHandler:
             notify(Code.PIPELINE_ARCHIVE_FAILED, text, pipeline=payload[:100], session_id=session)
         elif action in (Command.UPDATE_PIPELINE_INSTANCE, Command.BATCH_UPDATE_PIPELINE_INSTANCE):
             items = payload if isinstance(payload, list) else [payload]
-            for item in items:
+            for item in items[: MAX_FAILURE_NOTICES // 2]:
                 if isinstance(item, Mapping):
                     name = str(item.get("NAME"))[:100]
                     notify(Code.PIPELINE_FAILED, text, pipeline=name, session_id=session)

@@ -25,8 +25,13 @@ log = logging.getLogger(__name__)
 
 ONLINE_WINDOW_S = 60.0
 """The SDK counts a node online for 60 s after its last heartbeat; so does the map."""
-FORGET_AFTER_S = 3600.0
+FORGET_AFTER_S = 600.0
 MAX_ENCODED = 512 * 1024
+MAX_PEERS = 1000
+MAX_WHITELIST = 100
+SNAPSHOT_BUDGET = 1024 * 1024
+"""Anyone can sign heartbeats with throw-away keys: what the map keeps and publishes is
+bounded, so NET_MON_01 always stays well under the 2 MB message limit."""
 
 
 def decode_heartbeat(message: Message) -> dict[str, Any]:
@@ -79,11 +84,14 @@ class NetworkMap:
             raise MessageRefused(RefusalReason.BAD_FIELD, "EE_WHITELIST must be a list of strings")
         alias = message.sender_alias or message.sender[-8:]
         with self._lock:
+            if message.sender not in self._peers and len(self._peers) >= MAX_PEERS:
+                oldest = min(self._peers.values(), key=lambda p: p.last_seen)
+                del self._peers[oldest.address]
             self._peers[message.sender] = PeerState(
                 address=message.sender,
                 alias=str(alias)[:20],
                 last_seen=time.time(),
-                whitelist=whitelist[:1000],
+                whitelist=whitelist[:MAX_WHITELIST],
                 secured=bool(fields.get("SECURED", False)),
                 is_supervisor=bool(fields.get("EE_IS_SUPER", False)),
                 version=str(fields.get("VERSION")) if fields.get("VERSION") else None,
@@ -111,10 +119,17 @@ class NetworkMap:
         return [me, *others]
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        """``CURRENT_NETWORK`` as the SDK reads it (docs/sdk-interop.md, NET_MON_01)."""
+        """``CURRENT_NETWORK`` as the SDK reads it (docs/sdk-interop.md, NET_MON_01).
+
+        Most recently seen peers first; the ones seen longest ago are left out when the map
+        would not fit ``SNAPSHOT_BUDGET`` (this node is always in).
+        """
         now = time.time()
         network: dict[str, dict[str, Any]] = {}
-        for peer in self.peers():
+        me, *others = self.peers()
+        others.sort(key=lambda p: p.last_seen, reverse=True)
+        size = 2
+        for peer in [me, *others]:
             age = now - peer.last_seen
             key = peer.alias if peer.alias not in network else f"{peer.alias}-{peer.address[-6:]}"
             network[key] = {
@@ -128,4 +143,8 @@ class NetworkMap:
                 "last_seen_sec": round(age, 1),
                 "version": peer.version,
             }
+            size += len(json.dumps({key: network[key]}, separators=(",", ":")))
+            if size > SNAPSHOT_BUDGET and peer is not me:
+                del network[key]
+                break
         return network

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from meshops.node.settings import NodeSettings
 from meshops.node.store import NodeStore
 from meshops.plugins.registry import load_captures, load_plugins
 from meshops.protocol import Envelope, Message, NodeKey, Topics, parse_message
+from meshops.protocol.constants import STREAM_FIELD
 from meshops.transport import MqttTransport, Outbox
 
 __all__ = ["Node", "load_or_create_key"]
@@ -202,13 +204,27 @@ class Node:
             log.exception("node %s: error handling a message on %s", self.alias, topic)
 
     def _parse(self, payload: bytes) -> Message:
-        return parse_message(
+        """Verify, decrypt and age-check one message; replay is checked after authorization."""
+        message = parse_message(
             payload,
             own_key=self.key,
-            replay_guard=self.store,
             max_age_s=self.settings.replay_window_s,
             future_skew_s=self.settings.future_skew_s,
         )
+        if STREAM_FIELD in message.raw:
+            # the node takes no reliable streams on these topics, so nothing would check the
+            # sequence that exempts such a message from the age and replay checks
+            raise MessageRefused(RefusalReason.BAD_FIELD, f"{STREAM_FIELD} is not taken here")
+        return message
+
+    def check_replay(self, message: Message) -> None:
+        """Refuse a message seen before. Called once the sender is known to be allowed, so
+        strangers cannot fill the seen-set; messages without a zoned timestamp (SDK commands)
+        cannot be refused on age, so they are remembered for ``replay_memory_s``."""
+        zoned = "EE_TIMESTAMP" in message.raw and "EE_TZ" in message.raw
+        keep = None if zoned else self.settings.replay_memory_s
+        if not self.store.check_and_remember(message.hash, time.time(), keep_s=keep):
+            raise MessageRefused(RefusalReason.REPLAYED, f"hash {message.hash[:16]}... seen before")
 
     def _handle(self, topic: str, payload: bytes) -> None:
         if topic == self.topics.ctrl:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meshops.protocol.constants import DEFAULT_ROOT_TOPIC
@@ -45,6 +45,17 @@ class NodeSettings(BaseSettings):
     netmon_interval_s: float = Field(default=5.0, gt=0, le=30)
     replay_window_s: float = Field(default=120.0, gt=0)
     future_skew_s: float = Field(default=10.0, ge=0)
+    replay_memory_s: float = Field(
+        default=3 * 86400.0,
+        gt=0,
+        description="How long hashes of messages without a zoned timestamp are remembered.",
+    )
+
+    @model_validator(mode="after")
+    def _skew_within_window(self) -> NodeSettings:
+        if self.future_skew_s > self.replay_window_s:
+            raise ValueError("future_skew_s must not exceed replay_window_s")
+        return self
 
     @field_validator("home")
     @classmethod

@@ -30,9 +30,9 @@ CREATE TABLE IF NOT EXISTS allowed (
 );
 CREATE TABLE IF NOT EXISTS seen (
     hash     TEXT PRIMARY KEY,
-    at       REAL NOT NULL
+    expires  REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS seen_at ON seen(at);
+CREATE INDEX IF NOT EXISTS seen_expires ON seen(expires);
 """
 
 
@@ -97,13 +97,21 @@ class NodeStore:
 
     # ---- replay guard (meshops.protocol.ReplayGuard) -------------------------------------
 
-    def check_and_remember(self, msg_hash: str, when: float) -> bool:
-        """True if ``msg_hash`` is new (and now remembered); False for a replay."""
+    def check_and_remember(
+        self, msg_hash: str, when: float, *, keep_s: float | None = None
+    ) -> bool:
+        """True if ``msg_hash`` is new (and now remembered for ``keep_s``); False for a replay.
+
+        A message judged by its age needs remembering only while it could still pass that
+        check (twice the window, by default); one that carries no zone (SDK commands) can
+        never be refused on age, so the caller keeps it for longer (``keep_s``).
+        """
+        keep = keep_s if keep_s is not None else 2 * self._window
         with self._lock:
             if when - self._last_prune > 10.0:
-                self._db.execute("DELETE FROM seen WHERE at < ?", (when - 2 * self._window,))
+                self._db.execute("DELETE FROM seen WHERE expires < ?", (when,))
                 self._last_prune = when
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO seen(hash, at) VALUES (?, ?)", (msg_hash, when)
+                "INSERT OR IGNORE INTO seen(hash, expires) VALUES (?, ?)", (msg_hash, when + keep)
             )
             return cursor.rowcount == 1
