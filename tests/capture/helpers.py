@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from meshops.capture.base import CaptureItem
+from tests.waiting import wait_until  # noqa: F401 - re-exported for the tests here
 
 FRAME_W, FRAME_H = 64, 48
 _BLOCK = 8
@@ -46,15 +45,6 @@ class Recorder:
     def data(self) -> list[Any]:
         with self._cond:
             return [item.data for item in self.items]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def counter_frame(number: int) -> np.ndarray:

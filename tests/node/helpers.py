@@ -42,6 +42,7 @@ from meshops.protocol import (
     sign_message,
 )
 from meshops.transport import MqttTransport
+from tests.waiting import wait_until  # noqa: F401 - used here and by the node tests
 
 __all__ = [
     "Client",
@@ -55,16 +56,6 @@ __all__ = [
 ]
 
 HOST = "127.0.0.1"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is truthy or ``timeout`` s have passed; its last answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 def echo_pipeline(

@@ -6,12 +6,12 @@ import contextlib
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from meshops.node import Node, NodeSettings
+from tests.waiting import wait_until as wait_for  # noqa: F401 - used by the tests here
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,6 @@ def sdk_session(home: Path, port: int, name: str) -> Iterator[Any]:
         yield session
     finally:
         session.close(wait_close=True)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 class Received:

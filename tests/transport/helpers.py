@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
+
+from tests.waiting import wait_until  # noqa: F401 - re-exported for the tests here
 
 
 class Collector:
@@ -29,15 +30,6 @@ class Collector:
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
         with self._cond:
             return self._cond.wait_for(lambda: len(self.messages) >= count, timeout)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 # Plain JSON codecs standing in for the signed envelope of meshops.protocol.
