@@ -6,9 +6,11 @@ into a one-line message on stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -202,10 +204,21 @@ def node_address(home: HomeOption = DEFAULT_NODE_HOME) -> None:
     console.print(key.eth_address)
 
 
-def _store(home: Path) -> NodeStore:
+@contextlib.contextmanager
+def _allow_list(home: Path, address: str) -> Iterator[tuple[NodeStore, str]]:
+    """The node's store and ``address`` in its canonical form (one-line error if malformed)."""
     from meshops.node.store import NodeStore
+    from meshops.protocol import parse_address
 
-    return NodeStore(home.expanduser() / "node.db")
+    try:
+        normalised = parse_address(address)
+    except MeshOpsError as exc:
+        raise _fail(exc) from None
+    store = NodeStore(home.expanduser() / "node.db")
+    try:
+        yield store, normalised
+    finally:
+        store.close()
 
 
 @node_app.command("allow")
@@ -215,17 +228,8 @@ def node_allow(
     home: HomeOption = DEFAULT_NODE_HOME,
 ) -> None:
     """Let ADDRESS command this node (takes effect at once, also on a running node)."""
-    from meshops.protocol import parse_address
-
-    try:
-        normalised = parse_address(address)
-    except MeshOpsError as exc:
-        raise _fail(exc) from None
-    store = _store(home)
-    try:
+    with _allow_list(home, address) as (store, normalised):
         store.allow(normalised, alias)
-    finally:
-        store.close()
     console.print(f"allowed {normalised}" + (f" ({alias})" if alias else ""))
 
 
@@ -235,17 +239,8 @@ def node_disallow(
     home: HomeOption = DEFAULT_NODE_HOME,
 ) -> None:
     """Remove ADDRESS from the node's allow-list."""
-    from meshops.protocol import parse_address
-
-    try:
-        normalised = parse_address(address)
-    except MeshOpsError as exc:
-        raise _fail(exc) from None
-    store = _store(home)
-    try:
+    with _allow_list(home, address) as (store, normalised):
         removed = store.disallow(normalised)
-    finally:
-        store.close()
     if not removed:
         raise _fail(ConfigError(f"{normalised} was not on the allow-list"))
     console.print(f"disallowed {normalised}")
