@@ -6,6 +6,16 @@ next to threaded code (tests, the node). We open the listening socket ourselves 
 connections to amqtt as an "external" listener: that gives us the real port when asked
 for port 0 and a clear ``BrokerError`` when the port is busy. amqtt keeps no state on
 disk: a restart forgets sessions and subscriptions, like a Mosquitto without persistence.
+
+Stopping does not rely on amqtt alone. ``Broker.shutdown()`` stops each client's protocol
+handler by cancelling its reader task and then waiting for it without a bound; on Python
+3.11, ``asyncio.wait_for`` swallows a cancellation that arrives just as a read completes
+(CPython gh-86296), so with a client that keeps publishing the reader goes on reading and
+``shutdown()`` never returns. We therefore close the listener first (no new connection is
+taken), abort every client connection (each reader then sees EOF and ends whether or not a
+cancellation was lost), let the sessions end, and only then run ``shutdown()``, within a
+time bound. Whatever still does not end is cancelled and logged as a warning, and
+:attr:`EmbeddedBroker.last_stop_forced` tells that it happened.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
 from typing import Any, Self
 
@@ -29,6 +39,10 @@ log = logging.getLogger(__name__)
 
 _LISTENER = "default"
 _NOISY_LOGGERS = ("amqtt", "transitions")
+# Most of stop()'s timeout that the broker thread may spend on a clean shutdown, and the
+# cap on it; what is left is for cancelling stragglers and joining the thread.
+_SHUTDOWN_SHARE = 0.4
+_SHUTDOWN_GRACE_MAX = 2.0
 
 
 class EmbeddedBroker:
@@ -44,6 +58,12 @@ class EmbeddedBroker:
         self._stop_event: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._grace = _SHUTDOWN_GRACE_MAX
+        self._closing = False
+        self._connections: dict[
+            asyncio.Task[Any], tuple[asyncio.StreamWriter, StreamWriterAdapter]
+        ] = {}
+        self._forced = False
 
     @property
     def port(self) -> int:
@@ -58,6 +78,11 @@ class EmbeddedBroker:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def last_stop_forced(self) -> bool:
+        """Whether the last stop had to cancel what did not end by itself (logged as warnings)."""
+        return self._forced
 
     def start(self, timeout: float = 10.0) -> Self:
         """Start listening; raises ``BrokerError`` if that fails or takes over ``timeout``."""
@@ -86,8 +111,14 @@ class EmbeddedBroker:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Close every connection and the listener; join the broker thread."""
+        """Close the listener and every connection; join the broker thread.
+
+        Raises ``BrokerError`` if the thread is still alive after ``timeout``. The thread
+        spends at most ``min(2, 0.4 * timeout)`` s on a clean shutdown before it cancels
+        what is left (see :attr:`last_stop_forced`).
+        """
         loop, stop_event = self._loop, self._stop_event
+        self._grace = max(0.05, min(_SHUTDOWN_GRACE_MAX, _SHUTDOWN_SHARE * timeout))
         if loop is not None and stop_event is not None and not loop.is_closed():
             try:
                 loop.call_soon_threadsafe(stop_event.set)
@@ -129,6 +160,9 @@ class EmbeddedBroker:
     def _thread_main(self, port: int) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
+        self._closing = False
+        self._forced = False
+        self._connections = {}
         try:
             loop.run_until_complete(self._serve(port))
         except Exception as exc:
@@ -138,7 +172,8 @@ class EmbeddedBroker:
             self._ready.set()
             self._stop_event = None
             try:
-                _cancel_leftovers(loop)
+                if not _cancel_leftovers(loop, self._grace / 4):
+                    self._forced = True
             finally:
                 loop.close()
                 self._loop = None
@@ -169,27 +204,121 @@ class EmbeddedBroker:
             self._ready.set()
             await self._stop_event.wait()
         finally:
-            server.close()
-            await broker.shutdown()
-            await asyncio.wait_for(server.wait_closed(), 5.0)
+            await self._shutdown(broker, server)
 
-    @staticmethod
+    async def _shutdown(self, broker: Broker, server: asyncio.Server) -> None:
+        """Listener first, then the client connections, then amqtt, all within the grace."""
+        loop = asyncio.get_running_loop()
+        grace = self._grace
+        deadline = loop.time() + grace
+        # 1. Accept no new connection (one already accepted is aborted in _on_connection).
+        self._closing = True
+        server.close()
+        # 2. Abort every client connection: its reader sees EOF and its session ends, even
+        #    where amqtt's cancellation of that reader would be lost (see the module doc).
+        connections = dict(self._connections)
+        for writer, adapter in connections.values():
+            _abort(writer, adapter)
+        if connections:
+            log.debug("embedded broker: aborted %d client connection(s)", len(connections))
+            _done, pending = await asyncio.wait(
+                set(connections), timeout=max(0.0, deadline - loop.time())
+            )
+            if pending:
+                self._forced = True
+                log.warning(
+                    "embedded broker: %d client handler(s) still running %.1f s after their "
+                    "connection was aborted; cancelling them: %s",
+                    len(pending),
+                    grace,
+                    _names(pending),
+                )
+                await _cancel_and_wait(pending, grace / 4)
+        # 3. amqtt's own shutdown, bounded: with no client connection left it is quick.
+        shutdown = asyncio.create_task(broker.shutdown(), name="amqtt-shutdown")
+        await asyncio.wait({shutdown}, timeout=max(0.05, deadline - loop.time()))
+        if not shutdown.done():
+            self._forced = True
+            log.warning(
+                "embedded broker: amqtt shutdown still running after %.1f s; cancelling it",
+                grace,
+            )
+            await _cancel_and_wait({shutdown}, grace / 4)
+        elif shutdown.exception() is not None:
+            shutdown.result()  # amqtt's error goes up to _thread_main, which logs it
+        # 4. On Python 3.12+ this also waits for the server's connections to be closed.
+        closed = asyncio.ensure_future(server.wait_closed())
+        await asyncio.wait({closed}, timeout=max(0.05, deadline - loop.time()))
+        if not closed.done():
+            self._forced = True
+            log.warning("embedded broker: the listener on port %s did not close", self._port)
+            closed.cancel()
+
     async def _on_connection(
-        broker: Broker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, broker: Broker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        await broker.external_connected(
-            StreamReaderAdapter(reader), StreamWriterAdapter(writer), _LISTENER
-        )
+        adapter = StreamWriterAdapter(writer)
+        if self._closing:
+            log.debug("embedded broker: aborted a connection accepted while stopping")
+            _abort(writer, adapter)
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections[task] = (writer, adapter)
+        try:
+            await broker.external_connected(StreamReaderAdapter(reader), adapter, _LISTENER)
+        finally:
+            if task is not None:
+                self._connections.pop(task, None)
+            # amqtt leaves the socket open on some early exits (no CONNECT, for one)
+            writer.transport.close()
 
 
-def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel the tasks amqtt left behind (client handlers) so the loop closes cleanly."""
-    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+def _abort(writer: asyncio.StreamWriter, adapter: StreamWriterAdapter) -> None:
+    """Drop a client connection now; amqtt's later writes to it become no-ops."""
+    adapter.is_closed = True  # the adapter's own flag: its write(), drain(), close() do nothing
+    writer.transport.abort()
+
+
+def _names(tasks: Iterable[asyncio.Task[Any]]) -> str:
+    return ", ".join(sorted(f"{t.get_name()}:{t.get_coro().__qualname__}" for t in tasks))
+
+
+async def _cancel_and_wait(tasks: set[asyncio.Task[Any]], timeout: float) -> bool:
+    """Cancel ``tasks``, wait up to ``timeout``; False (and a warning) if some still run."""
     for task in tasks:
         task.cancel()
+    _done, pending = await asyncio.wait(tasks, timeout=max(0.05, timeout))
+    if pending:
+        log.warning(
+            "embedded broker: %d task(s) still running %.2f s after being cancelled: %s",
+            len(pending),
+            timeout,
+            _names(pending),
+        )
+    return not pending
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop, timeout: float) -> bool:
+    """Cancel the tasks amqtt left behind so the loop closes cleanly.
+
+    Logs what it cancels (debug) and any error a task ended with (warning). Returns False,
+    after a warning, if a task still runs ``timeout`` s after being cancelled.
+    """
+    tasks = {t for t in asyncio.all_tasks(loop) if not t.done()}
+    ok = True
     if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        log.debug("embedded broker: cancelling %d leftover task(s): %s", len(tasks), _names(tasks))
+        ok = loop.run_until_complete(_cancel_and_wait(tasks, timeout))
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.warning(
+                    "embedded broker: task %s failed while being cancelled",
+                    task.get_name(),
+                    exc_info=task.exception(),
+                )
     loop.run_until_complete(loop.shutdown_asyncgens())
+    return ok
 
 
 def run_broker(

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from meshops.errors import BrokerError
 from meshops.transport import EmbeddedBroker, MosquittoBroker, MqttTransport
 from meshops.transport import mosquitto as mosquitto_module
 
-from .helpers import Collector
+from .helpers import Collector, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,6 +49,69 @@ def test_embedded_broker_restarts_on_the_same_port() -> None:
         assert broker.port == port
         _roundtrip(port)
     assert not broker.running
+
+
+def _publish_until(stop: threading.Event, clients: list[MqttTransport]) -> None:
+    i = 0
+    while not stop.is_set():
+        for client in clients:
+            # Only while connected: paho 2.2 can put a publish made from another thread
+            # during its reconnect ahead of CONNECT, and amqtt then rejects the connection.
+            if client.connected:
+                client.publish(f"load/{client.client_id}", b"x" * 64, i % 2, durable=False)
+        i += 1
+        stop.wait(0.002)
+
+
+def _broker_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("meshops-broker-")]
+
+
+def test_embedded_broker_stops_promptly_under_load_with_reconnecting_clients() -> None:
+    """Regression: stop() with busy clients hung in amqtt's shutdown until its timeout.
+
+    amqtt cancels each client's reader and waits for it without a bound; on Python 3.11 a
+    cancellation that meets a completed read is lost, and with a client that keeps
+    publishing the reader never ends. The broker must abort the connections itself.
+    """
+    broker = EmbeddedBroker().start(timeout=10)
+    port = broker.port
+    got = Collector()
+    clients = [
+        MqttTransport(
+            "127.0.0.1", port, f"load-{k}", on_message=got, reconnect_min=0.05, reconnect_max=0.2
+        )
+        for k in range(4)
+    ]
+    stop_publishing = threading.Event()
+    publisher = threading.Thread(target=_publish_until, args=(stop_publishing, clients))
+    try:
+        for client in clients:
+            client.start(timeout=10)
+            client.subscribe("load/#", 1)
+        publisher.start()
+        for cycle in range(10):
+            if cycle:
+                broker.start(timeout=10)
+                assert broker.port == port
+            # every client (re)connected, and messages flow through the broker again
+            assert wait_until(lambda: all(c.connected for c in clients), 10), cycle
+            seen = len(got.payloads)
+            assert got.wait_for(seen + 20, 10), cycle
+
+            broker.stop(timeout=10)  # raises BrokerError if the thread is still alive
+
+            assert not broker.running and not _broker_threads(), cycle
+            assert not broker.last_stop_forced, f"cycle {cycle}: stop needed the forced path"
+            with pytest.raises(ConnectionRefusedError):  # the listener is gone
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        stop_publishing.set()
+        if publisher.is_alive():
+            publisher.join(10)
+        for client in clients:
+            client.stop()
+        broker.stop(timeout=10)
 
 
 def test_run_broker_serves_until_sigterm(tmp_path: Path) -> None:
