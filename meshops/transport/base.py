@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
 
-__all__ = ["MessageHandler", "Transport"]
+__all__ = ["MessageHandler", "StartStop", "Transport"]
 
 MessageHandler = Callable[[str, bytes], None]
 """Called as ``handler(topic, payload)`` on the transport's dispatcher thread."""
@@ -41,3 +42,24 @@ class Transport(Protocol):
     def publish(
         self, topic: str, payload: bytes, qos: int = 1, *, durable: bool = True
     ) -> None: ...
+
+
+class StartStop:
+    """``with thing:`` starts it and stops it on the way out (brokers and transports)."""
+
+    def start(self, *args: Any, **kwargs: Any) -> Self:
+        raise NotImplementedError
+
+    def stop(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -25,13 +25,14 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterable
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any, Self
 
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
 
 from meshops.errors import BrokerError
+from meshops.transport.base import StartStop
 
 __all__ = ["EmbeddedBroker", "run_broker"]
 
@@ -45,7 +46,7 @@ _SHUTDOWN_SHARE = 0.4
 _SHUTDOWN_GRACE_MAX = 2.0
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(StartStop):
     """An amqtt broker on ``host:port`` (``port=0``: a free one), run on a named thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> None:
@@ -140,17 +141,6 @@ class EmbeddedBroker:
             raise BrokerError(f"embedded broker thread {thread.name} did not stop in {timeout} s")
         self._thread = None
         log.debug("embedded broker on %s:%s stopped", self.host, self._port)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"EmbeddedBroker({self.host!r}, {self._port or self._requested_port})"

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import Self
 
 from meshops.errors import TransportError
-from meshops.transport.base import MessageHandler
+from meshops.transport.base import MessageHandler, StartStop
 from meshops.transport.dispatch import Dispatcher
 from meshops.transport.matching import topic_matches, validate_filter, validate_topic
 
@@ -61,7 +60,7 @@ class MemoryBus:
                 del self._clients[client.client_id]
 
 
-class MemoryTransport:
+class MemoryTransport(StartStop):
     """One client of a :class:`MemoryBus`; see ``MqttTransport`` for the semantics."""
 
     def __init__(
@@ -101,17 +100,6 @@ class MemoryTransport:
         self._connected.clear()
         self._bus._detach(self)
         self._dispatcher.stop(timeout)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def subscribe(self, topic: str, qos: int = 1, handler: MessageHandler | None = None) -> None:
         validate_filter(topic)

@@ -18,10 +18,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 from meshops.errors import BrokerError
+from meshops.transport.base import StartStop
 
 __all__ = ["MosquittoBroker", "find_mosquitto"]
 
@@ -63,7 +63,7 @@ def _check_port_free(host: str, port: int) -> None:
             raise BrokerError(f"cannot start mosquitto on {host}:{port}: {exc}") from exc
 
 
-class MosquittoBroker:
+class MosquittoBroker(StartStop):
     """A Mosquitto child process listening on ``127.0.0.1:port`` (``port=0``: a free one)."""
 
     host = "127.0.0.1"
@@ -212,17 +212,6 @@ class MosquittoBroker:
         except OSError as exc:
             return f"(no log: {exc})"
         return " | ".join(text[-lines:]) or "(empty log)"
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"MosquittoBroker(port={self.port}, pid={self.pid})"

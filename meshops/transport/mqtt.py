@@ -23,7 +23,6 @@ import logging
 import socket
 import threading
 import time
-from types import TracebackType
 from typing import Any, Self
 
 import paho.mqtt.client as mqtt
@@ -31,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from meshops.errors import TransportError
-from meshops.transport.base import MessageHandler
+from meshops.transport.base import MessageHandler, StartStop
 from meshops.transport.dispatch import Dispatcher
 from meshops.transport.matching import validate_filter, validate_topic
 from meshops.transport.outbox import Outbox
@@ -42,7 +41,7 @@ __all__ = ["MqttTransport"]
 log = logging.getLogger(__name__)
 
 
-class MqttTransport:
+class MqttTransport(StartStop):
     """An MQTT 3.1.1 client with an outbox, re-subscription and a dispatcher thread.
 
     ``on_message(topic, payload)`` receives every message that no handler given to
@@ -208,17 +207,6 @@ class MqttTransport:
             raise TransportError(
                 f"{self._client_id}: paho network thread did not stop in {timeout} s"
             )
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ---- messaging -----------------------------------------------------------------------
 
