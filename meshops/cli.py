@@ -246,5 +246,101 @@ def node_disallow(
     console.print(f"disallowed {normalised}")
 
 
+# ---- pipeline files: validate, schema -------------------------------------------------------
+
+
+@app.command()
+def validate(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Pipeline file: .yaml, .yml or .json.")
+    ],
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="VAR=VALUE",
+            help="Value of ${VAR} in the file (repeatable; wins over the environment).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Check a pipeline file against the installed plugins and capture types.
+
+    Prints every problem with its line and path (PLUGINS[0].INSTANCES[1].THRESHOLD: ...)
+    and exits with 1 if there is any.
+    """
+    import json
+
+    from rich.markup import escape
+
+    from meshops.pipelines import PipelineFile, PipelineFileError, load_pipeline, parse_assignments
+
+    try:
+        variables = parse_assignments(assignments or [])
+    except MeshOpsError as exc:
+        raise _fail(ConfigError(f"--set: {exc}")) from None
+    pipeline: PipelineFile | None = None
+    try:
+        pipeline = load_pipeline(file, variables)
+        issues = pipeline.validate()
+    except PipelineFileError as exc:
+        issues = exc.issues
+    if as_json:
+        result = {
+            "file": str(file),
+            "valid": not issues,
+            "pipeline": pipeline.name if pipeline else None,
+            "nodes": list(pipeline.nodes) if pipeline else [],
+            "instances": pipeline.instance_count if pipeline else 0,
+            "errors": [issue.as_dict() for issue in issues],
+            "config": pipeline.config if pipeline else None,
+        }
+        typer.echo(json.dumps(result, indent=2))
+    elif issues:
+        for issue in issues:
+            err_console.print(issue.located(file), markup=False, emoji=False, highlight=False)
+        count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
+        err_console.print(f"[bold red]error:[/] {escape(str(file))}: {count}")
+    elif pipeline is not None:
+        count = pipeline.instance_count
+        instances = f"{count} instance{'s' if count != 1 else ''}"
+        console.print(
+            f"{file}: OK (pipeline {pipeline.name}, {instances})",
+            markup=False,
+            emoji=False,
+            soft_wrap=True,
+        )
+    if issues:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def schema(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME", help="A plugin signature or capture type; all of them when left out."
+        ),
+    ] = None,
+) -> None:
+    """Print the JSON Schema of plugin and capture-type settings, for editors and tools.
+
+    Without NAME: {"plugins": {SIGNATURE: schema}, "captures": {TYPE: schema}} for
+    everything installed.
+    """
+    import json
+
+    from meshops.pipelines import installed_schemas, schema_for
+
+    try:
+        document = installed_schemas() if name is None else schema_for(name)
+    except MeshOpsError as exc:
+        raise _fail(exc) from None
+    typer.echo(json.dumps(document, indent=2))
+
+
+# ---- end of pipeline files ------------------------------------------------------------------
+
+
 if __name__ == "__main__":
     app()
