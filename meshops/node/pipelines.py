@@ -22,12 +22,20 @@ from meshops.node.instance import CommandOutcome, InstanceRunner
 from meshops.plugins.base import BusinessPlugin, PluginConfig, PluginContext
 from meshops.plugins.registry import Registry
 
-__all__ = ["InstanceKey", "PipelineEvents", "PipelineManager", "merge_pipeline"]
+__all__ = [
+    "NODE_KEYS",
+    "InstanceKey",
+    "PipelineEvents",
+    "PipelineManager",
+    "capture_part",
+    "merge_pipeline",
+    "plugins_list",
+]
 
 log = logging.getLogger(__name__)
 
 InstanceKey = tuple[str, str]  # (SIGNATURE, INSTANCE_ID)
-_NODE_KEYS = (
+NODE_KEYS = (
     "INITIATOR_ADDR",
     "INITIATOR_ID",
     "MODIFIED_BY_ADDR",
@@ -78,7 +86,7 @@ def _instances(config: Mapping[str, Any]) -> dict[InstanceKey, dict[str, Any]]:
     return found
 
 
-def _plugins_list(instances: Mapping[InstanceKey, Mapping[str, Any]]) -> list[dict[str, Any]]:
+def plugins_list(instances: Mapping[InstanceKey, Mapping[str, Any]]) -> list[dict[str, Any]]:
     grouped: dict[str, list[dict[str, Any]]] = {}
     for (signature, _), inst in instances.items():
         grouped.setdefault(signature, []).append(dict(inst))
@@ -99,7 +107,7 @@ def merge_pipeline(old: Mapping[str, Any] | None, delta: Mapping[str, Any]) -> d
         instances = _instances(merged)
         for key, inst in _instances(delta).items():
             instances[key] = {**instances.get(key, {}), **copy.deepcopy(inst)}
-        merged["PLUGINS"] = _plugins_list(instances)
+        merged["PLUGINS"] = plugins_list(instances)
     return merged
 
 
@@ -199,7 +207,7 @@ class PipelineManager:
                 if key not in running
             }
             store(merged)
-            capture_changed = current is None or _capture_part(current.config) != _capture_part(
+            capture_changed = current is None or capture_part(current.config) != capture_part(
                 merged
             )
             if current is not None and capture_changed:
@@ -234,7 +242,7 @@ class PipelineManager:
                 raise ConfigError(f"pipeline {name!r} has no instance {key[0]}/{key[1]}")
             instances = _instances(pipeline.config)
             instances.pop(key, None)
-            pipeline.config["PLUGINS"] = _plugins_list(instances)
+            pipeline.config["PLUGINS"] = plugins_list(instances)
             store(pipeline.config)
             pipeline.instances.pop(key).stop()
 
@@ -311,6 +319,6 @@ class PipelineManager:
         )
 
 
-def _capture_part(config: Mapping[str, Any]) -> dict[str, Any]:
+def capture_part(config: Mapping[str, Any]) -> dict[str, Any]:
     """The keys that define the capture (everything but plugins and bookkeeping)."""
-    return {k: v for k, v in config.items() if k != "PLUGINS" and k not in _NODE_KEYS}
+    return {k: v for k, v in config.items() if k != "PLUGINS" and k not in NODE_KEYS}
