@@ -16,17 +16,12 @@ node drop a genuine message by sending its hash first.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
-import os
-import re
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
 from meshops._version import __version__
 from meshops.errors import CryptoError, KeyFormatError, MessageRefused, RefusalReason
@@ -35,11 +30,19 @@ from meshops.protocol.constants import MAX_MESSAGE_BYTES, STREAM_FIELD, TIMESTAM
 from meshops.protocol.crypto import decrypt, encrypt_multi
 from meshops.protocol.crypto import encrypt as encrypt_single
 from meshops.protocol.keys import ADDRESS_PREFIX, LEGACY_ADDRESS_PREFIX, NodeKey, parse_address
+from meshops.protocol.replay import MemoryReplayGuard, ReplayGuard
 from meshops.protocol.signing import (
     check_eth_fields,
     eth_signer_of,
     sign_message,
     verify_message,
+)
+from meshops.protocol.wiretime import (
+    local_zone_name,
+    offset_label,
+    parse_time,
+    zone_from_label,
+    zone_named,
 )
 
 __all__ = [
@@ -75,119 +78,6 @@ ENVELOPE_FIELDS = NON_DATA_FIELDS | {
 """Fields the envelope owns; ``Message.body`` holds every other field."""
 
 _NOT_IN_EXTRA = NON_DATA_FIELDS | {"EE_IS_ENCRYPTED", "EE_ENCRYPTED_DATA", "EE_DEST"}
-_TIME_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?")
-_ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]{1,32}(/[A-Za-z0-9_+-]{1,32}){0,3}")
-_OFFSET_LABEL = re.compile(r"UTC([+-])([0-9]{1,2})(?::?([0-9]{2}))?")
-
-
-# -- replay -------------------------------------------------------------------------------------
-@runtime_checkable
-class ReplayGuard(Protocol):
-    """Remembers message hashes; the transport layer provides a persistent (SQLite) one."""
-
-    def check_and_remember(self, msg_hash: str, when: float) -> bool:
-        """Record ``msg_hash`` seen at ``when`` (epoch seconds); False if already seen."""
-        ...
-
-
-class MemoryReplayGuard:
-    """An in-memory, bounded replay guard: hashes seen in the last ``window_s`` seconds.
-
-    At most ``max_entries`` hashes are kept (oldest dropped first), so memory stays bounded
-    under a flood; messages with ``EE_TIMESTAMP`` are also refused once stale, which covers a
-    hash pushed out early. Thread-safe.
-    """
-
-    def __init__(self, window_s: float = 300.0, max_entries: int = 100_000) -> None:
-        if window_s <= 0 or max_entries <= 0:
-            raise ValueError("window_s and max_entries must be positive")
-        self.window_s = float(window_s)
-        self.max_entries = int(max_entries)
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def check_and_remember(self, msg_hash: str, when: float) -> bool:
-        """True when ``msg_hash`` is new within the window (and now remembered)."""
-        with self._lock:
-            cutoff = when - self.window_s
-            while self._seen:
-                oldest, seen_at = next(iter(self._seen.items()))
-                if seen_at >= cutoff:
-                    break
-                del self._seen[oldest]
-            seen_at = self._seen.get(msg_hash)
-            if seen_at is not None and seen_at >= cutoff:
-                return False
-            self._seen[msg_hash] = when
-            self._seen.move_to_end(msg_hash)
-            while len(self._seen) > self.max_entries:
-                self._seen.popitem(last=False)
-            return True
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._seen)
-
-
-# -- time ---------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=256)
-def _zone_named(name: str) -> ZoneInfo | None:
-    if not _ZONE_KEY.fullmatch(name):
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return None
-
-
-def _offset_label(offset: dt.timedelta | None) -> str:
-    """``UTC+2`` as the reference writes it; ``UTC+5:30`` where hours alone would be wrong."""
-    minutes = round((offset or dt.timedelta()).total_seconds() / 60)
-    sign = "+" if minutes >= 0 else "-"
-    hours, rest = divmod(abs(minutes), 60)
-    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
-
-
-def _zone_from_label(label: str) -> dt.tzinfo | None:
-    match = _OFFSET_LABEL.fullmatch(label)
-    if match is None:
-        return None
-    hours, minutes = int(match.group(2)), int(match.group(3) or 0)
-    if hours > 23 or minutes > 59:
-        return None
-    offset = dt.timedelta(hours=hours, minutes=minutes)
-    return dt.timezone(-offset if match.group(1) == "-" else offset)
-
-
-@functools.cache
-def _local_zone_name() -> str | None:
-    """The IANA name of this machine's zone (for ``EE_TZ``), checked against the real offset."""
-    candidates = []
-    if os.environ.get("TZ"):
-        candidates.append(os.environ["TZ"].lstrip(":"))
-    link = os.path.realpath("/etc/localtime")
-    if "zoneinfo/" in link:
-        candidates.append(link.split("zoneinfo/", 1)[1])
-    now = dt.datetime.now().astimezone()
-    for name in candidates:
-        zone = _zone_named(name)
-        if zone is not None and now.astimezone(zone).utcoffset() == now.utcoffset():
-            return name
-    offset = now.utcoffset() or dt.timedelta()
-    if offset.total_seconds() % 3600 == 0:  # a fixed whole-hour zone; note the POSIX sign flip
-        hours = int(offset.total_seconds() // 3600)
-        return "UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"
-    return None
-
-
-def _parse_time(text: str) -> dt.datetime | None:
-    """``%Y-%m-%d %H:%M:%S.%f`` (or without the fraction), naive; None if not that."""
-    if not _TIME_TEXT.fullmatch(text):
-        return None
-    try:
-        return dt.datetime.fromisoformat(text)  # the regex pins the format; this is fast
-    except ValueError:  # e.g. month 13
-        return None
 
 
 # -- building -------------------------------------------------------------------------------------
@@ -233,7 +123,7 @@ class Envelope:
         self.alias = _check_alias(alias)
         self.version = version
         self.eth_sign = eth_sign
-        if zone is not None and _zone_named(zone) is None:
+        if zone is not None and zone_named(zone) is None:
             raise ValueError(f"unknown time zone {zone!r}")
         self._zone = zone
         self._seq = 0
@@ -241,8 +131,8 @@ class Envelope:
 
     def _now(self) -> tuple[dt.datetime, str | None]:
         if self._zone is not None:
-            return dt.datetime.now(_zone_named(self._zone)), self._zone
-        return dt.datetime.now().astimezone(), _local_zone_name()
+            return dt.datetime.now(zone_named(self._zone)), self._zone
+        return dt.datetime.now().astimezone(), local_zone_name()
 
     def _next_seq(self) -> int:
         with self._lock:
@@ -293,7 +183,7 @@ class Envelope:
         seq = self._next_seq()
         msg: dict[str, Any] = {
             "EE_TIMESTAMP": now.strftime(TIMESTAMP_FORMAT),
-            "EE_TIMEZONE": _offset_label(now.utcoffset()),
+            "EE_TIMEZONE": offset_label(now.utcoffset()),
             "EE_TZ": zone_name,
             "EE_MESSAGE_SEQ": seq,
             "EE_MESSAGE_ID": str(uuid.uuid4()),
@@ -447,15 +337,15 @@ def _timestamp(raw: Mapping[str, Any]) -> tuple[dt.datetime | None, bool]:
     stamp = _optional(raw, "EE_TIMESTAMP", str)
     if stamp is None:
         sdk_time = raw.get("TIME")  # SDK commands: sender's local time, no zone: informative
-        return (_parse_time(sdk_time) if isinstance(sdk_time, str) else None), False
-    parsed = _parse_time(stamp)
+        return (parse_time(sdk_time) if isinstance(sdk_time, str) else None), False
+    parsed = parse_time(stamp)
     if parsed is None:
         raise _refuse(RefusalReason.BAD_FIELD, f"EE_TIMESTAMP is not a time: {stamp[:40]!r}")
     zone_name = _optional(raw, "EE_TZ", str)
     label = _optional(raw, "EE_TIMEZONE", str)
-    zone: dt.tzinfo | None = _zone_named(zone_name) if zone_name else None
+    zone: dt.tzinfo | None = zone_named(zone_name) if zone_name else None
     if zone is None and label is not None:
-        zone = _zone_from_label(label)
+        zone = zone_from_label(label)
     if zone is None:
         if zone_name is not None:
             raise _refuse(RefusalReason.BAD_FIELD, f"cannot resolve time zone {zone_name[:40]!r}")
