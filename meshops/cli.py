@@ -342,5 +342,168 @@ def schema(
 # ---- end of pipeline files ------------------------------------------------------------------
 
 
+# ---- client commands: nodes, deploy, pipelines, stream, close, exec (logic in _cli_client) --
+
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+"""What ``meshops up`` starts."""
+BrokerOption = Annotated[
+    str,
+    typer.Option("--broker", help="mqtt://HOST:PORT of the network.", envvar="MESHOPS_BROKER"),
+]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option("--key", metavar="PATH", help="Client key (PEM); default ~/.meshops/client.pem."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+NodeOption = Annotated[str, typer.Option("--node", help="Alias or address of the node.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the node(s).")
+]
+
+
+@contextlib.contextmanager
+def _client(broker: str, key: Path | None, as_json: bool) -> Iterator[Any]:
+    """A ``_cli_client.Client``; any MeshOpsError (or bad argument) becomes ``error: ...``."""
+    from meshops._cli_client import Client
+
+    try:
+        yield Client(broker, key, as_json, console, err_console)
+    except MeshOpsError as exc:
+        raise _fail(exc) from None
+    except ValueError as exc:  # the SDK's argument checks (a bad name, empty code)
+        raise _fail(ConfigError(str(exc))) from None
+    except KeyboardInterrupt:
+        err_console.print("[bold red]error:[/] interrupted")
+        raise typer.Exit(code=130) from None
+
+
+@app.command()
+def nodes(
+    wait: Annotated[
+        float, typer.Option("--wait", min=0, help="Seconds to listen for heartbeats.")
+    ] = 3.0,
+    broker: BrokerOption = DEFAULT_BROKER,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the nodes heard within --wait seconds: alias, address, state, resources."""
+    with _client(broker, key, as_json) as client:
+        client.nodes(wait)
+
+
+@app.command()
+def deploy(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Pipeline file (.yaml, .json).")],
+    node: Annotated[
+        list[str] | None,
+        typer.Option("--node", help="Target node (repeatable); default: the file's node(s)."),
+    ] = None,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="VAR=VALUE", help="Value of ${VAR} in the file."),
+    ] = None,
+    timeout: TimeoutOption = 30.0,
+    broker: BrokerOption = DEFAULT_BROKER,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a pipeline file and deploy it, waiting for each node's confirmation.
+
+    An invalid file is never sent: every problem is printed with its path, exit code 1.
+    """
+    from meshops.pipelines import parse_assignments
+
+    try:
+        variables = parse_assignments(assignments or [])
+    except MeshOpsError as exc:
+        raise _fail(ConfigError(f"--set: {exc}")) from None
+    with _client(broker, key, as_json) as client:
+        deployed = client.deploy(file, node or [], variables, timeout)
+    if not deployed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def pipelines(
+    node: Annotated[
+        str | None, typer.Option("--node", help="One node; default: every allowed node.")
+    ] = None,
+    wait: Annotated[
+        float, typer.Option("--wait", min=0, help="Seconds to discover nodes (without --node).")
+    ] = 3.0,
+    timeout: TimeoutOption = 15.0,
+    broker: BrokerOption = DEFAULT_BROKER,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the pipelines a node runs, or those of every node that takes our commands."""
+    with _client(broker, key, as_json) as client:
+        client.pipelines(node, wait, timeout)
+
+
+@app.command()
+def stream(
+    node: Annotated[str | None, typer.Option("--node", help="Only this node's payloads.")] = None,
+    pipeline: Annotated[
+        str | None, typer.Option("--pipeline", help="Only this pipeline's payloads.")
+    ] = None,
+    instance: Annotated[
+        str | None, typer.Option("--instance", help="Only this instance's payloads.")
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", min=1, help="Stop after N payloads.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0.1, help="Stop after S seconds.")
+    ] = None,
+    broker: BrokerOption = DEFAULT_BROKER,
+    key: KeyOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per payload.")] = False,
+) -> None:
+    """Print verified payloads as they arrive, until --count, --timeout or Ctrl-C.
+
+    Exits with 1 if --count payloads did not come before the end.
+    """
+    with _client(broker, key, as_json) as client:
+        client.stream(node, pipeline, instance, count, timeout)
+
+
+@app.command()
+def close(
+    pipeline: Annotated[str, typer.Argument(metavar="PIPELINE", help="Name of the pipeline.")],
+    node: NodeOption,
+    timeout: TimeoutOption = 15.0,
+    broker: BrokerOption = DEFAULT_BROKER,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Archive a pipeline on a node and wait for the node's confirmation."""
+    with _client(broker, key, as_json) as client:
+        client.close(pipeline, node, timeout)
+
+
+@app.command("exec")
+def exec_(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE.py", help="Code to run: a function body using plugin.")
+    ],
+    node: NodeOption,
+    timeout: TimeoutOption = 20.0,
+    broker: BrokerOption = DEFAULT_BROKER,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run FILE.py once on a node and print what it returns (JSON).
+
+    The file is a function body: it may use `plugin` and `return` a value. Exits with 1
+    and the node's error when the code raises there.
+    """
+    with _client(broker, key, as_json) as client:
+        client.exec(file, node, timeout)
+
+
+# ---- end of client commands -----------------------------------------------------------------
+
+
 if __name__ == "__main__":
     app()
