@@ -91,49 +91,6 @@ def broker(
         embedded.stop()
 
 
-@app.command()
-def up(
-    port: Annotated[int, typer.Option(help="Broker TCP port; 0 picks a free one.")] = 1883,
-    home: Annotated[Path, typer.Option(help="Where the local network keeps its state.")] = Path(
-        "~/.meshops/up"
-    ),
-) -> None:
-    """Start a local MeshOps network: the embedded broker and a supervisor node."""
-    from meshops.node import Node
-    from meshops.transport import EmbeddedBroker
-
-    embedded = EmbeddedBroker(host="127.0.0.1", port=port)
-    try:
-        embedded.start()
-    except MeshOpsError as exc:
-        raise _fail(exc) from None
-    try:
-        settings = _settings(
-            home=home.expanduser() / "supervisor",
-            alias="supervisor",
-            broker=embedded.url,
-            supervisor=True,
-        )
-        node = Node(settings)
-    except (MeshOpsError, typer.Exit):
-        embedded.stop()
-        raise
-    console.print(f"[green]MeshOps is up.[/] Broker: [bold]{embedded.url}[/]")
-    console.print(f"Supervisor node [bold]{node.alias}[/]: {node.address} ({node.key.eth_address})")
-    console.print(
-        "Allow a client to command it: "
-        f"[bold]meshops node allow ADDRESS --home {settings.home}[/]. Ctrl-C stops everything."
-    )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        node.run_until(stop)
-    finally:
-        embedded.stop()
-        console.print("MeshOps stopped.")
-
-
 node_app = typer.Typer(help="Run and manage an edge node.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
 
@@ -503,6 +460,79 @@ def exec_(
 
 
 # ---- end of client commands -----------------------------------------------------------------
+
+
+# ---- meshops up / down ----------------------------------------------------------------------
+
+UP_HOME = Path("~/.meshops/up")
+
+
+@app.command()
+def up(
+    nodes: Annotated[int, typer.Option("--nodes", min=0, help="Worker nodes to start.")] = 2,
+    home: Annotated[
+        Path, typer.Option(help="Where the network keeps its nodes, logs and state.")
+    ] = UP_HOME,
+    port: Annotated[int, typer.Option(help="Broker TCP port; 0 picks a free one.")] = 1883,
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="Deploy no demo pipeline.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Return once healthy; `meshops down` stops it.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for health.")] = 30.0,
+) -> None:
+    """Start a local network: the embedded broker, a supervisor and N worker nodes."""
+    from rich.table import Table
+
+    from meshops.local import LocalNetwork
+
+    network = LocalNetwork(home, port=port, workers=nodes)
+    try:
+        with console.status("starting the broker and the nodes..."):
+            info = network.start(timeout=timeout, demo=not no_demo)
+    except MeshOpsError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:  # start() has stopped what it started
+        raise typer.Exit(code=130) from None
+    took = f" first demo payload after {info.first_payload_s:.2f} s" if info.demo else ""
+    console.print(f"[green]MeshOps is up.[/] Broker: [bold]{info.broker_url}[/]{took}")
+    table = Table("node", "role", "pid", box=None)
+    table.add_column("address", overflow="fold")  # never cut an address short
+    for node in info.nodes:
+        table.add_row(node.alias, node.role, str(node.pid), node.address)
+    console.print(table, soft_wrap=True)
+    console.print(
+        f"Client key {info.client_address} commands every node. Logs: {info.log_dir}",
+        soft_wrap=True,
+    )
+    if info.demo:
+        console.print(
+            f"Demo pipeline [bold]{info.demo['pipeline']}[/] runs on {info.demo['node']}."
+        )
+    console.print("Try: [bold]meshops nodes[/], [bold]meshops stream[/], [bold]meshops down[/]")
+    if detach:
+        return
+    console.print("Ctrl-C stops everything.")
+    try:
+        _wait_for_signal()
+    finally:
+        with console.status("stopping..."):
+            network.stop()
+        console.print("MeshOps stopped.")
+
+
+@app.command()
+def down(
+    home: Annotated[Path, typer.Option(help="The folder `meshops up` used.")] = UP_HOME,
+    timeout: Annotated[float, typer.Option(help="Seconds before stragglers are killed.")] = 15.0,
+) -> None:
+    """Stop the local network that `meshops up` started (also one started with --detach)."""
+    from meshops.local import stop
+
+    try:
+        info = stop(home, timeout=timeout)
+    except MeshOpsError as exc:
+        raise _fail(exc) from None
+    console.print(f"MeshOps stopped ({len(info.nodes)} nodes and the broker on {info.broker_url}).")
 
 
 if __name__ == "__main__":

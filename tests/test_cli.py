@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -60,9 +61,10 @@ def test_bad_node_settings_give_one_line_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_up_starts_a_broker_and_a_supervisor_that_heartbeats(tmp_path: Path) -> None:
+def test_up_starts_a_network_that_heartbeats_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [*MESHOPS, "up", "--port", "0", "--home", str(tmp_path)],
+        [*MESHOPS, "up", "--port", "0", "--home", str(tmp_path), "--nodes", "1"],
+        env={**os.environ, "HOME": str(tmp_path / "user")},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
