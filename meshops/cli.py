@@ -337,8 +337,9 @@ def _client(broker: str, key: Path | None, as_json: bool) -> Iterator[Any]:
 @app.command()
 def nodes(
     wait: Annotated[
-        float, typer.Option("--wait", min=0, help="Seconds to listen for heartbeats.")
-    ] = 3.0,
+        float,
+        typer.Option("--wait", min=0, help="Seconds to listen (nodes heartbeat every 5 s)."),
+    ] = 6.0,
     broker: BrokerOption = DEFAULT_BROKER,
     key: KeyOption = None,
     as_json: JsonOption = False,
@@ -387,7 +388,7 @@ def pipelines(
     ] = None,
     wait: Annotated[
         float, typer.Option("--wait", min=0, help="Seconds to discover nodes (without --node).")
-    ] = 3.0,
+    ] = 6.0,
     timeout: TimeoutOption = 15.0,
     broker: BrokerOption = DEFAULT_BROKER,
     key: KeyOption = None,
