@@ -93,3 +93,31 @@ def test_up_starts_a_network_that_heartbeats_and_stops_on_ctrl_c(tmp_path: Path)
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.mark.slow
+def test_up_detach_twice_busy_port_and_down_give_one_line_answers(tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path / "user")}
+    home = str(tmp_path / "net")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*MESHOPS, *args], capture_output=True, text=True, timeout=90, env=env
+        )
+
+    first = cli("up", "--port", "0", "--home", home, "--nodes", "1", "--no-demo", "--detach")
+    assert first.returncode == 0, first.stderr
+    port = int(re.search(r"mqtt://127\.0\.0\.1:(\d+)", first.stdout).group(1))  # type: ignore[union-attr]
+    try:
+        again = cli("up", "--port", "0", "--home", home, "--detach")
+        assert again.returncode == 1
+        assert again.stderr.startswith("error:") and "meshops down" in again.stderr
+        assert len(again.stderr.strip().splitlines()) == 1 and "Traceback" not in again.stderr
+        busy = cli("up", "--port", str(port), "--home", str(tmp_path / "other"), "--detach")
+        assert busy.returncode == 1
+        assert f"port {port}" in busy.stderr and len(busy.stderr.strip().splitlines()) == 1
+    finally:
+        down = cli("down", "--home", home)
+    assert down.returncode == 0 and "MeshOps stopped" in down.stdout
+    twice = cli("down", "--home", home)
+    assert twice.returncode == 1 and twice.stderr.startswith("error:")
