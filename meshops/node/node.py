@@ -81,6 +81,7 @@ class Node:
                 capture_error=self.messages.capture_error,
                 command_done=self.messages.command_done,
             ),
+            node_address=self.address,
         )
         self.network = NetworkMap(self)
         self.commands = CommandHandler(self)

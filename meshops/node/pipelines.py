@@ -120,8 +120,11 @@ class PipelineManager:
         plugins: Registry[BusinessPlugin],
         captures: Registry[DataCapture],
         events: PipelineEvents,
+        *,
+        node_address: str | None = None,
     ) -> None:
         self.node_alias = node_alias
+        self.node_address = node_address
         self.plugins = plugins
         self.captures = captures
         self.events = events
@@ -302,6 +305,7 @@ class PipelineManager:
             pipeline=name,
             signature=signature,
             instance_id=iid,
+            node_addr=self.node_address,
             emit=lambda body: self.events.emit(name, signature, iid, body),
             log=logging.LoggerAdapter(
                 logging.getLogger(f"meshops.plugin.{signature}"),

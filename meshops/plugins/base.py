@@ -74,6 +74,8 @@ class PluginContext:
     emit: Callable[[Mapping[str, Any]], None]
     """Send one payload body (UPPER_CASE keys) from this instance."""
     log: logging.LoggerAdapter[logging.Logger]
+    node_addr: str | None = None
+    """The node's ``0xai_`` address (None where a plugin runs outside a node, e.g. in tests)."""
 
 
 class BusinessPlugin(ABC):

@@ -114,7 +114,7 @@ class _SandboxedPlugin(BusinessPlugin):
     def _identity(self) -> dict[str, Any]:
         return {
             "node_alias": self.context.node_alias,
-            "node_addr": getattr(self.context, "node_addr", None),
+            "node_addr": self.context.node_addr,
             "pipeline": self.context.pipeline,
             "signature": self.context.signature,
             "instance_id": self.context.instance_id,

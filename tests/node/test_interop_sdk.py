@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 def custom_add(plugin):  # noqa: ANN001, ANN201 - the SDK sends this function's body
     total = plugin.obj_cache.get("total", 0) + 1
     plugin.obj_cache["total"] = total
-    return {"TOTAL": total, "CFG": plugin.cfg_instance_id}
+    return {"TOTAL": total, "CFG": plugin.cfg_instance_id, "NODE": plugin.node_addr}
 
 
 def custom_once(plugin):  # noqa: ANN001, ANN201
@@ -65,6 +65,7 @@ def test_reference_sdk_drives_a_meshops_node(
         assert wait_for(lambda: len(results) >= 2, 20), "no custom-code results"
         first, second = results.items[0], results.items[1]
         assert first["CFG"] == "code1"
+        assert first["NODE"] == node.address
         assert second["TOTAL"] == first["TOTAL"] + 1  # obj_cache kept between runs
 
         result, error = pipeline.wait_exec(custom_code=custom_once, timeout=20)
