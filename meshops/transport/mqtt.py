@@ -19,6 +19,7 @@ What it adds to paho, and why:
 
 from __future__ import annotations
 
+import collections
 import logging
 import socket
 import threading
@@ -76,6 +77,9 @@ class MqttTransport(StartStop):
         self._subscriptions: dict[str, int] = {}
         self._sub_lock = threading.Lock()
         self._connected = threading.Event()
+        self._held: collections.deque[tuple[str, bytes, int]] = collections.deque(maxlen=10_000)
+        self._held_lock = threading.Lock()
+        """Non-durable QoS 1/2 messages published while disconnected, sent after CONNACK."""
         self._connection_count = 0
         self._started = False
         self._stopping = False
@@ -232,7 +236,7 @@ class MqttTransport(StartStop):
         """Publish ``payload``; durable ones are stored in the outbox first (see module doc).
 
         Non-durable QoS 0 messages are dropped while disconnected; non-durable QoS 1/2 wait
-        in paho's memory for the next connection.
+        in memory (at most 10,000, oldest dropped) until the broker accepted the connection.
         """
         validate_topic(topic)
         _check_qos(qos)
@@ -242,6 +246,26 @@ class MqttTransport(StartStop):
             self._outbox.append(topic, bytes(payload), qos)
             self._pump.wake()
             return
+        with self._held_lock:
+            if not self._connected.is_set():
+                # paho would write it to a socket whose CONNECT may not be out yet (it checks
+                # only that a socket exists), and the broker would drop the connection
+                if qos == 0:
+                    log.debug(
+                        "%s: not connected, dropped a QoS 0 message on %s", self._client_id, topic
+                    )
+                elif len(self._held) == self._held.maxlen:
+                    log.warning(
+                        "%s: %d messages wait for a connection; dropped the oldest",
+                        self._client_id,
+                        len(self._held),
+                    )
+                if qos:
+                    self._held.append((topic, bytes(payload), qos))
+                return
+        self._send(topic, payload, qos)
+
+    def _send(self, topic: str, payload: bytes | bytearray, qos: int) -> None:
         info = self._client.publish(topic, payload, qos)
         if info.rc == mqtt.MQTT_ERR_NO_CONN:
             if qos == 0:
@@ -291,7 +315,12 @@ class MqttTransport(StartStop):
         if subs:
             client.subscribe(subs)
         self._connection_count += 1
-        self._connected.set()
+        with self._held_lock:
+            self._connected.set()
+            held = list(self._held)
+            self._held.clear()
+        for topic, payload, qos in held:
+            self._send(topic, payload, qos)
         if self._pump is not None:
             self._pump.wake()
         log.info(

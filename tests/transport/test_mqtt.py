@@ -206,3 +206,27 @@ def test_non_durable_qos0_while_disconnected_is_dropped_quietly(broker: Broker) 
         t.publish("drop/x", b"lost", 0, durable=False)  # no error: best effort
         broker.restart()
         assert t.wait_connected(10)
+
+
+def test_non_durable_messages_wait_for_the_connection(broker: Broker) -> None:
+    """QoS 1 sent while the broker is away goes out once it accepted us again (never before
+    CONNACK, which would make the broker drop the connection); QoS 0 is dropped."""
+    got = Collector()
+    rx = MqttTransport(
+        "127.0.0.1", broker.port, "held-rx", got, reconnect_min=0.05, reconnect_max=0.1
+    )
+    # the sender comes back later than the receiver, so the receiver has resubscribed by then
+    tx = MqttTransport("127.0.0.1", broker.port, "held-tx", reconnect_min=2.0, reconnect_max=2.0)
+    with rx, tx:
+        rx.subscribe("held/#", 1)
+        _subscribed(rx, "held/probe", got)
+        _take_down(broker)
+        assert wait_until(lambda: not tx.connected and not rx.connected, 5)
+        tx.publish("held/q1", b"kept", 1, durable=False)
+        tx.publish("held/q0", b"dropped", 0, durable=False)
+        broker.restart()
+        assert wait_until(lambda: tx.connected and rx.connected, 10)
+        assert wait_until(lambda: b"kept" in got.payloads, 10)
+        time.sleep(0.3)
+    assert b"dropped" not in got.payloads
+    assert got.payloads.count(b"kept") == 1
