@@ -32,7 +32,8 @@ def test_other_payloads_are_delivered_as_they_came(start_capture: StartCapture) 
 
 
 def test_a_base64_img_becomes_an_image(start_capture: StartCapture) -> None:
-    cv2 = pytest.importorskip("cv2")
+    import cv2  # meshops[vision] is a test dependency
+
     ok, png = cv2.imencode(".png", counter_frame(1234))
     assert ok
     capture, rec = start_capture(OnDemandInputCapture, CAP_RESOLUTION=100)
@@ -43,7 +44,6 @@ def test_a_base64_img_becomes_an_image(start_capture: StartCapture) -> None:
 
 
 def test_an_undecodable_img_is_refused_at_feed(start_capture: StartCapture) -> None:
-    pytest.importorskip("cv2")
     capture, rec = start_capture(OnDemandInputCapture)
     with pytest.raises(PluginError, match="IMG"):
         capture.feed({"IMG": "not base64!"})

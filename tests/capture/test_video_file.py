@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import cv2  # noqa: E402 - meshops[vision] is a test dependency
 import pytest
 
 from meshops.capture import VideoFileCapture
 
 from .conftest import StartCapture
 from .helpers import FRAME_H, FRAME_W, counter_frame, frame_counter, wait_until
-
-cv2 = pytest.importorskip("cv2")
 
 
 def write_video(path: Path, frames: int, fps: float = 10.0) -> Path:

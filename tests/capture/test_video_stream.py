@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import cv2  # noqa: E402 - meshops[vision] is a test dependency
 import pytest
 
 from meshops.capture import VideoStreamCapture
@@ -16,8 +17,6 @@ from meshops.capture.video_stream import VideoStreamConfig
 
 from .conftest import StartCapture, make_config
 from .helpers import FRAME_H, FRAME_W, counter_frame, frame_counter
-
-cv2 = pytest.importorskip("cv2")
 
 
 class MjpegServer:

@@ -86,16 +86,15 @@ class NodeProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def signal(self, sig: signal.Signals, timeout: float = 10.0) -> tuple[int, float]:
-        """Send ``sig``; (exit code, seconds it took to exit)."""
+    def signal(self, sig: signal.Signals, timeout: float = 20.0) -> int:
+        """Send ``sig``; the exit code. A node still running after ``timeout`` (a generous
+        hang bound, not a timing goal: stop times belong in bench/) fails the test."""
         assert self.proc is not None
-        started = time.monotonic()
         self.proc.send_signal(sig)
         try:
-            code = self.proc.wait(timeout)
+            return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"node did not exit on {sig.name} in {timeout} s") from None
-        return code, time.monotonic() - started
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -170,7 +169,7 @@ def test_pipelines_survive_sigkill(
         client.send(node.address, client.command(node.address, "ARCHIVE_CONFIG", "p3"))
         assert client.wait_notification(node.address, 4, "p3", since=mark) is not None
 
-        code, _ = node.signal(signal.SIGKILL)
+        code = node.signal(signal.SIGKILL)
         assert code == -signal.SIGKILL
         killed_at = client.mark()
 
@@ -200,7 +199,7 @@ def test_pipelines_survive_sigkill(
         assert _heartbeat(refused[-1])["NR_PIPELINES"] == 2
         assert not client.payloads(node.address, "p3", since=killed_at)
 
-        code, took = node.signal(signal.SIGTERM)
+        code = node.signal(signal.SIGTERM)
         assert code == 0, node.log_tail()
 
 
@@ -218,9 +217,8 @@ def test_sigterm_stops_the_node_cleanly(
         threads = process.num_threads()
         assert threads > 1
 
-        code, took = node.signal(signal.SIGTERM)
+        code = node.signal(signal.SIGTERM)
         assert code == 0, node.log_tail()
-        assert took < 5.0, f"took {took:.1f} s to stop"
         assert "Traceback" not in node.log_tail(200), node.log_tail()
         stray = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
         assert not stray, f"child processes left behind: {stray}"
@@ -247,9 +245,8 @@ def test_outbox_keeps_what_a_dead_broker_did_not_take(
             assert client.wait_payloads(node.address, "p1", 2)
         broker.kill()
         time.sleep(1.5)  # ~15 payloads produced with nowhere to go
-        code, took = node.signal(signal.SIGTERM)
+        code = node.signal(signal.SIGTERM)
         assert code == 0, node.log_tail()
-        assert took < 10.0, f"took {took:.1f} s to stop without a broker"
 
         with Outbox(tmp_path / "home" / "outbox.db") as outbox:
             waiting = outbox.count_plain()
@@ -273,7 +270,7 @@ def test_outbox_keeps_what_a_dead_broker_did_not_take(
                 ),
             )
             assert len(old) >= 5, f"{len(old)} of {waiting} stored payloads delivered"
-            code, _ = node.signal(signal.SIGTERM)
+            code = node.signal(signal.SIGTERM)
             assert code == 0, node.log_tail()
     finally:
         broker.stop(timeout=5)

