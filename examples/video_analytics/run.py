@@ -4,9 +4,9 @@ Run against ``meshops up``::
 
     python examples/video_analytics/run.py [--broker mqtt://127.0.0.1:1883] [--node worker-1]
 
-It writes a short video with OpenCV (moving ArUco markers, 0 to 3 per frame), deploys a
-``VideoFile`` pipeline on the node with the ``FACE_DETECT_01`` plugin (``DETECTOR: aruco``,
-see README.md for why not faces), prints one line per frame with the count and the alerts,
+It writes a short video with OpenCV (a real portrait, 0 to 3 copies per frame, drifting),
+deploys a ``VideoFile`` pipeline on the node with the ``FACE_DETECT_01`` plugin (OpenCV's
+bundled Haar frontal-face cascade), prints one line per frame with the count and the alerts,
 then closes the pipeline and prints a summary line.
 """
 
@@ -20,37 +20,45 @@ import time
 from pathlib import Path
 
 import cv2
+import matplotlib
 import numpy as np
 
 from meshops.sdk import Session
 
 PIPELINE = "video_analytics"
-WIDTH, HEIGHT, MARKER = 480, 360, 96
+WIDTH, HEIGHT = 720, 320
 
 
-def markers_in(frame_no: int, frames: int) -> int:
-    """How many markers frame ``frame_no`` shows: 1, 2, 3 then 0, a quarter each."""
+def faces_in(frame_no: int, frames: int) -> int:
+    """How many faces frame ``frame_no`` shows: 1, 2, 3 then 0, a quarter each."""
     return (1, 2, 3, 0)[min(4 * frame_no // frames, 3)]
+
+
+def portrait() -> np.ndarray:
+    """A real face: the portrait of Grace Hopper that matplotlib ships, scaled to 204x240."""
+    path = Path(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+    image = cv2.imread(str(path))
+    if image is None:
+        raise SystemExit(f"cannot read the sample portrait {path}")
+    return cv2.resize(image, (image.shape[1] * 2 // 5, image.shape[0] * 2 // 5))
 
 
 def make_video(path: Path, seconds: float, fps: int) -> int:
     """Write the demo video; returns its frame count."""
     frames = int(seconds * fps)
-    dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)
-    tiles = [cv2.aruco.generateImageMarker(dictionary, i, MARKER) for i in range(3)]
+    tile = portrait()
+    height, width = tile.shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (WIDTH, HEIGHT))
     if not writer.isOpened():
         raise SystemExit(f"OpenCV cannot write {path}")
     try:
         for n in range(frames):
-            frame = np.full((HEIGHT, WIDTH, 3), 235, np.uint8)
-            for i in range(markers_in(n, frames)):
-                x = 20 + i * 150 + (n % 10) * 3  # drift a little, frame to frame
-                y = 60 + (i % 2) * 140
-                pad = 12  # a white quiet zone around each marker
-                frame[y - pad : y + MARKER + pad, x - pad : x + MARKER + pad] = 255
-                frame[y : y + MARKER, x : x + MARKER] = tiles[i][..., None]
-            cv2.putText(frame, f"frame {n + 1}", (10, HEIGHT - 12), 0, 0.6, (80, 80, 80), 1)
+            frame = np.full((HEIGHT, WIDTH, 3), 60, np.uint8)
+            for i in range(faces_in(n, frames)):
+                x = 10 + i * (width + 20) + (n % 10) * 3  # drift a little, frame to frame
+                y = 30 + (n % 10) * 2
+                frame[y : y + height, x : x + width] = tile
+            cv2.putText(frame, f"frame {n + 1}", (10, HEIGHT - 12), 0, 0.6, (200, 200, 200), 1)
             writer.write(frame)
     finally:
         writer.release()
@@ -85,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "signature": "FACE_DETECT_01",
                     "instance_id": "detector",
-                    "DETECTOR": "aruco",
                     "ALERT_AT": args.alert_at,
                 }
             ],
@@ -107,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                 detections += payload["COUNT"]
                 alerts += bool(payload["ALERT"])
                 flag = "  ALERT" if payload["ALERT"] else ""
+                frame_no = int(payload.get("FRAME") or seen)
+                shown = faces_in(frame_no - 1, frames)
                 print(
-                    f"frame {payload.get('FRAME'):>3}: count={payload['COUNT']}{flag}", flush=True
+                    f"frame {frame_no:>3}: count={payload['COUNT']} shown={shown}{flag}", flush=True
                 )
         finally:
             stream.close()

@@ -10,12 +10,11 @@ offered (``DETECTOR``), neither of which needs a model download:
 - ``haar_face`` (default): OpenCV's bundled frontal-face Haar cascade
   (``cv2.data.haarcascades + "haarcascade_frontalface_default.xml"``, or ``CASCADE``), tuned
   with ``SCALE_FACTOR`` and ``MIN_NEIGHBORS``. It needs an OpenCV build that has
-  ``cv2.CascadeClassifier`` and ships the cascades: the 4.x wheels do, OpenCV 5 does not
-  (Haar cascades moved out of the main package). On such a build the instance reports a
-  clear error instead of detecting nothing.
+  ``cv2.CascadeClassifier`` and ships the cascades: the 4.x wheels do (``meshops[vision]``
+  pins them), OpenCV 5 does not. On such a build the instance reports a clear error instead
+  of detecting nothing. ``examples/video_analytics`` runs it on a real portrait.
 - ``aruco``: OpenCV's ArUco marker detector (dictionary ``DICT_4X4_50``), in every OpenCV
-  since 4.7. It is what the ``examples/video_analytics`` demo uses, since its synthetic video
-  has no real faces in it.
+  since 4.7.
 
 OpenCV is imported when the instance starts, so the plugin loads (and validates configs)
 where OpenCV is not installed.

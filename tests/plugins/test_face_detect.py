@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import cv2  # noqa: E402 - the test extra installs meshops[vision]
+import matplotlib
 import numpy as np  # noqa: E402
 import pytest
 
@@ -13,8 +15,6 @@ from meshops.errors import PluginError
 from meshops.plugins.base import PluginInputs
 from meshops.plugins.face_detect import FaceDetectPlugin
 from tests.plugins.helpers import started
-
-HAS_HAAR = hasattr(cv2, "CascadeClassifier")
 
 
 def make(**config: Any) -> tuple[FaceDetectPlugin, list[dict[str, Any]]]:
@@ -58,22 +58,35 @@ def test_grayscale_frames_work_too() -> None:
     assert len(plugin.detect(gray)) == 2
 
 
-def test_haar_detector_runs_or_says_why_not() -> None:
-    """OpenCV 4 builds ship Haar cascades, OpenCV 5 builds do not: either way the plugin
-    behaves as promised (no face in a blank frame, or a clear error naming the way out)."""
-    if HAS_HAAR:
-        plugin, sent = make(MIN_NEIGHBORS=3, SCALE_FACTOR=1.2)
-        blank = np.zeros((240, 320, 3), np.uint8)
-        plugin.process(PluginInputs(items=(CaptureItem(image=blank),)))
-        assert sent[0]["COUNT"] == 0 and sent[0]["BOXES"] == [] and sent[0]["ALERT"] is False
-    else:
-        with pytest.raises(PluginError, match=r"no Haar cascades.*DETECTOR: aruco"):
-            make()
+def portrait() -> Any:
+    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+    image = cv2.imread(path)
+    assert image is not None, path
+    return image
+
+
+def test_haar_finds_the_real_face_and_nothing_in_a_blank_frame() -> None:
+    plugin, sent = make()
+    face = portrait()
+    blank = np.zeros((240, 320, 3), np.uint8)
+    plugin.process(PluginInputs(items=(CaptureItem(image=face), CaptureItem(image=blank))))
+    assert [(p["COUNT"], p["ALERT"], p["DETECTOR"]) for p in sent] == [
+        (1, True, "haar_face"),
+        (0, False, "haar_face"),
+    ]
+    x, y, w, h = sent[0]["BOXES"][0]  # her face, in the upper middle of the portrait
+    assert 100 < x + w / 2 < 400 and 100 < y + h / 2 < 350 and w > 150
+    assert sent[1]["BOXES"] == []
+
+
+def test_an_opencv_without_haar_cascades_gets_a_clear_error(monkeypatch: Any) -> None:
+    monkeypatch.delattr(cv2, "CascadeClassifier")  # as in OpenCV 5 builds
+    with pytest.raises(PluginError, match=r"no Haar cascades.*DETECTOR: aruco"):
+        make()
 
 
 def test_bad_cascade_file_is_named(tmp_path: Any) -> None:
-    expected = "cannot load the cascade" if HAS_HAAR else "no Haar cascades"
-    with pytest.raises(PluginError, match=expected):
+    with pytest.raises(PluginError, match="cannot load the cascade"):
         make(CASCADE=str(tmp_path / "missing.xml"))
 
 
