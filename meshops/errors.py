@@ -30,6 +30,7 @@ __all__ = [
     "PluginError",
     "ProtocolError",
     "RefusalReason",
+    "ServingError",
     "TransportError",
 ]
 
@@ -91,6 +92,10 @@ class BrokerError(TransportError):
 
 class PluginError(MeshOpsError):
     """A plugin failed to load, validate or run."""
+
+
+class ServingError(MeshOpsError):
+    """A model could not be found, stored, loaded or served (the server died, timed out)."""
 
 
 class ChainError(MeshOpsError):

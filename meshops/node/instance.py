@@ -3,7 +3,8 @@
 Everything the plugin's code does runs on that thread: ``on_init``, ``process``, instance
 commands and config changes arrive as events, so plugin authors never need locks. A hook
 that raises is reported (``on_error``) and the instance keeps running; ``stop`` calls
-``on_close`` and joins the thread.
+``on_close`` and joins the thread. An instance with a model (``AI_ENGINE``) sends each batch
+of captured items to its model server first and hands ``process`` the inferences with them.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshops.capture.base import CaptureItem
 from meshops.plugins.base import BusinessPlugin, PluginConfig, PluginInputs
+
+if TYPE_CHECKING:
+    from meshops.serving import EngineClient
 
 __all__ = ["CommandOutcome", "InstanceRunner"]
 
@@ -43,8 +47,10 @@ class InstanceRunner:
         *,
         on_error: Callable[[str], None],
         on_command_done: Callable[[CommandOutcome], None],
+        engine: EngineClient | None = None,
     ) -> None:
         self.plugin = plugin
+        self.engine = engine
         ctx = plugin.context
         self.name = f"{ctx.pipeline}/{ctx.signature}/{ctx.instance_id}"
         self._items: collections.deque[CaptureItem] = collections.deque(maxlen=MAX_PENDING_ITEMS)
@@ -129,6 +135,12 @@ class InstanceRunner:
             self.plugin.on_close()
         except Exception as exc:
             self._report("on_close failed", exc)
+        self.release_engine()
+
+    def release_engine(self) -> None:
+        """Give the model server back (the last user's release stops it)."""
+        if self.engine is not None:
+            self.engine.close()
 
     def _drain(self) -> list[CaptureItem]:
         items = []
@@ -138,6 +150,16 @@ class InstanceRunner:
 
     def _process(self, inputs: PluginInputs) -> None:
         self.runs += 1
+        if self.engine is not None and inputs.items:
+            try:
+                wanted = [self.plugin.model_input(item) for item in inputs.items]
+                asked = [x for x in wanted if x is not None]
+                results = iter(self.engine.infer(asked).results if asked else [])
+            except Exception as exc:
+                self._report(f"inference on {self.engine.engine} failed", exc)
+                return
+            inferences = tuple(None if x is None else next(results) for x in wanted)
+            inputs = PluginInputs(items=inputs.items, inferences=inferences)
         try:
             result = self.plugin.process(inputs)
             if result:

@@ -9,18 +9,24 @@ refused with an error naming the field, and what ran before keeps running.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshops._validation import validate_wire
+from pydantic import ValidationError
+
+from meshops._validation import describe_validation_error, validate_wire
 from meshops.capture.base import CaptureConfig, CaptureItem, DataCapture
-from meshops.errors import ConfigError, PluginError
+from meshops.errors import ConfigError, PluginError, ServingError
 from meshops.node.instance import CommandOutcome, InstanceRunner
 from meshops.plugins.base import BusinessPlugin, PluginConfig, PluginContext
 from meshops.plugins.registry import Registry
+
+if TYPE_CHECKING:
+    from meshops.serving import ServingManager
 
 __all__ = [
     "NODE_KEYS",
@@ -122,8 +128,11 @@ class PipelineManager:
         events: PipelineEvents,
         *,
         node_address: str | None = None,
+        serving: ServingManager | None = None,
     ) -> None:
         self.node_alias = node_alias
+        self.serving = serving
+        self._owners = itertools.count(1)
         self.node_address = node_address
         self.plugins = plugins
         self.captures = captures
@@ -182,7 +191,22 @@ class PipelineManager:
         for key, raw in _instances(config).items():
             plugin_cls = self.plugins.get(key[0])
             typed[key] = plugin_cls.validate_config(raw)
+            self._check_engine(key, typed[key])
         return capture_cls, capture_config, typed
+
+    def _check_engine(self, key: InstanceKey, config: PluginConfig) -> None:
+        if config.ai_engine is None:
+            return
+        where = f"{key[0]}/{key[1]}: AI_ENGINE {config.ai_engine!r}"
+        if self.serving is None:
+            raise PluginError(f"{where}: this node serves no models")
+        try:
+            self.serving.resolve(config.ai_engine, config.ai_engine_params)
+        except ServingError as exc:
+            raise PluginError(f"{where}: {exc}") from exc
+        except ValidationError as exc:
+            detail = describe_validation_error(exc, "AI_ENGINE_PARAMS")
+            raise PluginError(f"{key[0]}/{key[1]}: {detail}") from exc
 
     # ---- changes -------------------------------------------------------------------------
 
@@ -204,11 +228,21 @@ class PipelineManager:
             old_instances = _instances(current.config) if current else {}
             new_instances = _instances(merged)
             running = current.instances if current else {}
-            fresh = {  # built before anything changes: a failing constructor refuses the config
-                key: self._make_runner(name, key, typed[key])
+            rebuilt = {  # a new model or model settings: a new runner on a new server
+                key
                 for key in new_instances
-                if key not in running
+                if key in running
+                and _engine_part(old_instances.get(key)) != _engine_part(new_instances[key])
             }
+            fresh: dict[InstanceKey, InstanceRunner] = {}
+            try:  # built before anything changes: a failing constructor refuses the config
+                for key in new_instances:
+                    if key not in running or key in rebuilt:
+                        fresh[key] = self._make_runner(name, key, typed[key])
+            except Exception:
+                for runner in fresh.values():
+                    runner.release_engine()
+                raise
             store(merged)
             capture_changed = current is None or capture_part(current.config) != capture_part(
                 merged
@@ -226,6 +260,8 @@ class PipelineManager:
             changed: list[InstanceKey] = []
             for key, raw in new_instances.items():
                 if key in fresh:
+                    if key in pipeline.instances:
+                        pipeline.instances[key].stop()
                     pipeline.instances[key] = fresh[key]
                     fresh[key].start()
                     changed.append(key)
@@ -316,11 +352,25 @@ class PipelineManager:
             plugin = plugin_cls(context, config)
         except Exception as exc:
             raise PluginError(f"{signature}/{iid}: cannot create the instance: {exc}") from exc
+        engine = None
+        if config.ai_engine is not None and self.serving is not None:
+            owner = f"{name}/{signature}/{iid}#{next(self._owners)}"
+            try:
+                engine = self.serving.acquire(owner, config.ai_engine, config.ai_engine_params)
+            except ServingError as exc:
+                raise PluginError(f"{signature}/{iid}: AI_ENGINE: {exc}") from exc
         return InstanceRunner(
             plugin,
             on_error=lambda msg: self.events.instance_error(name, signature, iid, msg),
             on_command_done=lambda outcome: self.events.command_done(name, signature, iid, outcome),
+            engine=engine,
         )
+
+
+def _engine_part(raw: Mapping[str, Any] | None) -> tuple[Any, Any]:
+    """What decides an instance's model server: AI_ENGINE and AI_ENGINE_PARAMS."""
+    raw = raw or {}
+    return raw.get("AI_ENGINE"), raw.get("AI_ENGINE_PARAMS")
 
 
 def capture_part(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,14 +39,23 @@ class PluginConfig(WireModel):
         default=False, description="Call process() even when the capture gave nothing new."
     )
     ai_engine: str | None = Field(
-        default=None, description="Model server whose inferences process() receives."
+        default=None,
+        description="Model (name or name@version in the node's registry) whose inferences "
+        "process() receives, one per captured item.",
+    )
+    ai_engine_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Model server settings: MAX_BATCH, MAX_WAIT_MS, DEVICE (auto|cpu|cuda), "
+        "THREADS, TIMEOUT_S, and model options. The same model with the same settings is "
+        "one server, shared.",
     )
 
 
 @dataclass(frozen=True)
 class PluginInputs:
     """What one ``process()`` call sees: the items captured since the last call, and the
-    inferences of the model server named by ``AI_ENGINE`` (see serving), one per item."""
+    inferences of the model named by ``AI_ENGINE`` (see meshops.serving), one per item, in
+    the same order (empty when the plugin names no model)."""
 
     items: tuple[CaptureItem, ...] = ()
     inferences: tuple[Any, ...] = ()
@@ -108,6 +117,11 @@ class BusinessPlugin(ABC):
 
     def on_close(self) -> None:
         """Called once when the instance stops."""
+
+    def model_input(self, item: CaptureItem) -> Any:
+        """What of ``item`` goes to the ``AI_ENGINE`` model: by default its image, else its
+        data. Return None to skip an item (its inference is then None)."""
+        return item.image if item.image is not None else item.data
 
     # ---- helpers -------------------------------------------------------------------------
 
