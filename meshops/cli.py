@@ -480,13 +480,27 @@ def up(
         bool, typer.Option("--detach", help="Return once healthy; `meshops down` stops it.")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for health.")] = 30.0,
+    chain: Annotated[
+        str | None, typer.Option("--chain", metavar="URL", help="Use this dev chain (JSON-RPC).")
+    ] = None,
+    no_chain: Annotated[bool, typer.Option("--no-chain", help="Start no chain.")] = False,
+    epoch: Annotated[int, typer.Option("--epoch", min=1, help="Epoch length in seconds.")] = 10,
 ) -> None:
-    """Start a local network: the embedded broker, a supervisor and N worker nodes."""
+    """Start a local network: the embedded broker and chain, a supervisor and N worker nodes."""
     from rich.table import Table
 
     from meshops.local import LocalNetwork
 
-    network = LocalNetwork(home, port=port, workers=nodes)
+    try:
+        network = LocalNetwork(
+            home,
+            port=port,
+            workers=nodes,
+            chain=None if no_chain else (chain or "embedded"),
+            epoch_seconds=epoch,
+        )
+    except MeshOpsError as exc:
+        raise _fail(exc) from None
     try:
         with console.status("starting the broker and the nodes..."):
             info = network.start(timeout=timeout, demo=not no_demo)
@@ -509,6 +523,12 @@ def up(
         console.print(
             f"Demo pipeline [bold]{info.demo['pipeline']}[/] runs on {info.demo['node']}."
         )
+    if info.deployment:
+        console.print(
+            f"Chain: [bold]{info.chain_url}[/], {info.epoch_seconds} s epochs; try "
+            "[bold]meshops wallet[/], [bold]meshops rewards status[/]",
+            soft_wrap=True,
+        )
     console.print("Try: [bold]meshops nodes[/], [bold]meshops stream[/], [bold]meshops down[/]")
     if detach:
         return
@@ -519,6 +539,23 @@ def up(
         with console.status("stopping..."):
             network.stop()
         console.print("MeshOps stopped.")
+
+
+# ---- models: prepare, add, list, push, remove (logic in _cli_models) -----------------------
+
+from meshops._cli_models import models_app  # noqa: E402
+
+app.add_typer(models_app, name="models")
+
+
+# ---- token layer: wallet, license, rewards, escrow (logic in _cli_chain) --------------------
+
+from meshops._cli_chain import escrow_app, license_app, rewards_app, wallet  # noqa: E402
+
+app.command("wallet")(wallet)
+app.add_typer(license_app, name="license")
+app.add_typer(rewards_app, name="rewards")
+app.add_typer(escrow_app, name="escrow")
 
 
 @app.command()
@@ -533,7 +570,10 @@ def down(
         info = stop(home, timeout=timeout)
     except MeshOpsError as exc:
         raise _fail(exc) from None
-    console.print(f"MeshOps stopped ({len(info.nodes)} nodes and the broker on {info.broker_url}).")
+    chain = " and the chain" if info.chain else ""
+    console.print(
+        f"MeshOps stopped ({len(info.nodes)} nodes, the broker on {info.broker_url}{chain})."
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +58,17 @@ def broker(request: pytest.FixtureRequest) -> EmbeddedBroker | MosquittoBroker:
     """Each transport test runs against both brokers; both offer port, url and restart()."""
     name = "embedded_broker" if request.param == "embedded" else "mosquitto"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture(scope="session")
+def zoo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the zoo's real models are exported, once per test session (torch runs here)."""
+    return tmp_path_factory.mktemp("zoo")
+
+
+@pytest.fixture(scope="session")
+def zoo(zoo_dir: Path) -> dict[str, Any]:
+    """Every zoo model exported (EfficientNet-Lite0, MiniLM, digits, Haar), by name."""
+    from meshops.serving.zoo import EXPORTS, prepare
+
+    return {files.name: files for files in prepare(list(EXPORTS), zoo_dir)}

@@ -72,7 +72,8 @@ def test_validate_prints_every_problem_with_line_and_path(tmp_path: Path) -> Non
         f"{path}:8: PLUGINS[0].INSTANCES[1].INSTANCE_ID: instance 'e1' of ECHO_01 is declared "
         "twice (also PLUGINS[0].INSTANCES[0])",
         f"{path}:9: PLUGINS[1].SIGNATURE: unknown plugin 'NOPE_01' (installed: "
-        "CUSTOM_EXEC_01, ECHO_01, FACE_DETECT_01, REST_CUSTOM_EXEC_01, ZSCORE_ALERT_01)",
+        "CUSTOM_EXEC_01, ECHO_01, FACE_DETECT_01, IMAGE_CLASSIFY_01, REST_CUSTOM_EXEC_01, "
+        "TEXT_EMBED_01, ZSCORE_ALERT_01)",
         f"error: {path}: 3 problems",
     ]
 

@@ -19,6 +19,8 @@ import pytest
 from meshops.local import LocalNetwork, NetworkInfo, stop
 from meshops.local.state import STATE_FILE
 from meshops.protocol import NodeKey
+from meshops.serving import ModelRegistry
+from meshops.serving.catalog import prepare_models
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -26,12 +28,18 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NetworkInfo, Path]]:
+def network(
+    tmp_path_factory: pytest.TempPathFactory, zoo: dict, zoo_dir: Path
+) -> Iterator[tuple[NetworkInfo, Path]]:
     home = tmp_path_factory.mktemp("home")
     key = NodeKey.generate()
     key.save(home / ".meshops" / "client.pem")
     net = LocalNetwork(home / "up", port=0, workers=1, client_key=key)
     info = net.start(timeout=30, demo=False)
+    # what `meshops models prepare` does: the zoo's models in the nodes' shared registry
+    registry = ModelRegistry(home / "up" / "models")
+    prepare_models(registry, ["efficientnet_lite0", "minilm"], work_dir=zoo_dir)
+    registry.close()
     try:
         yield info, home
     finally:
@@ -86,3 +94,30 @@ def test_custom_code(network: tuple[NetworkInfo, Path]) -> None:
         assert abs(float(mean) - 10) < 0.1 and abs(float(std) - 2) < 0.1
         assert float(norm) == 40000.0  # ||ones(200x200) @ ones(200x200)||_F
     assert "done: 2 ok, 0 failed" in out
+
+
+def test_image_classification(network: tuple[NetworkInfo, Path]) -> None:
+    out = run_example(network, "image_classification", "--node", "worker-1", "--timeout", "60")
+    rows = dict(re.findall(r"^(\S+\.png) +(\w+) \[\d+\]", out, re.M))
+    assert len(rows) == 6
+    assert rows["china.png"] == rows["china-mirrored.png"] == "palace"
+    assert rows["flower.png"] == rows["flower-mirrored.png"] == "daisy"
+    assert re.search(r"^summary: images=6/6 ", out, re.M)
+
+
+def test_text_embedding(network: tuple[NetworkInfo, Path]) -> None:
+    out = run_example(network, "text_embedding", "--node", "worker-1", "--timeout", "60")
+    pairs = re.findall(r"^\[(\d)\] (.+)\n     nearest: (.+) \((\S+)\)( +SIMILAR)?$", out, re.M)
+    found = {text: (nearest, bool(mark)) for _, text, nearest, _, mark in pairs}
+    # each paraphrase finds the ticket it rephrases, and is marked SIMILAR
+    assert found["I was charged an incorrect sum on my bill."] == (
+        "My invoice shows the wrong amount.",
+        True,
+    )
+    assert found["I forgot my password and cannot log in."] == ("How do I reset my password?", True)
+    assert found["Opening the camera makes the application crash."] == (
+        "The app crashes when I open the camera.",
+        True,
+    )
+    assert found["The weather in Lisbon is lovely in spring."][1] is False  # unrelated
+    assert "summary: texts=7/7 similar=3" in out

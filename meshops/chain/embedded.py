@@ -30,11 +30,27 @@ class EmbeddedChain:
 
     dev_keys = DEV_KEYS
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        behind_s: int = 0,
+        block_time: float | None = None,
+    ) -> None:
+        """``behind_s``: start the clock in the past (see ``TesterRPC``); ``block_time``:
+        mine an empty block that often when no transaction did, so that views such as
+        ``currentEpoch()`` follow the clock as on a real chain (default: only on demand)."""
+        if block_time is not None and block_time <= 0:
+            raise ValueError("block_time must be positive")
         self._host, self._port = host, port
+        self._behind_s = behind_s
+        self._block_time = block_time
         self._rpc: TesterRPC | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._miner: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @property
     def url(self) -> str:
@@ -53,7 +69,7 @@ class EmbeddedChain:
         """Create the chain (genesis now) and serve it; returns self."""
         if self._server is not None:
             return self
-        self._rpc = TesterRPC()
+        self._rpc = TesterRPC(behind_s=self._behind_s)
         try:
             self._server = _Server((self._host, self._port), self._rpc)
         except OSError as exc:
@@ -65,6 +81,15 @@ class EmbeddedChain:
             daemon=True,
         )
         self._thread.start()
+        if self._block_time is not None:
+            self._stopping.clear()
+            self._miner = threading.Thread(
+                target=self._mine_loop,
+                args=(self._server, self._rpc, self._block_time),
+                name=f"embedded-chain-miner:{self._server.server_address[1]}",
+                daemon=True,
+            )
+            self._miner.start()
         log.info("embedded chain %d serving at %s", self.chain_id, self.url)
         return self
 
@@ -73,6 +98,10 @@ class EmbeddedChain:
         server, thread = self._server, self._thread
         if server is None:
             return
+        self._stopping.set()
+        if self._miner is not None:
+            self._miner.join(timeout)
+            self._miner = None
         server.shutdown()
         server.close_connections()
         server.server_close()  # joins the request threads
@@ -80,6 +109,14 @@ class EmbeddedChain:
             thread.join(timeout)
         self._server = self._thread = None
         self._rpc = None
+
+    def _mine_loop(self, server: _Server, rpc: TesterRPC, block_time: float) -> None:
+        while not self._stopping.wait(block_time):
+            try:
+                with server.lock:
+                    rpc.mine_if_behind()
+            except Exception:  # a failed tick must not end the chain
+                log.exception("embedded chain: mining an empty block failed")
 
     def __enter__(self) -> EmbeddedChain:
         return self.start()

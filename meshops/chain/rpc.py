@@ -1,7 +1,8 @@
 """Ethereum JSON-RPC methods answered by an in-process eth-tester (py-evm) chain.
 
 Only the subset web3.py needs to deploy, call and transact with locally signed transactions,
-plus ``evm_increaseTime`` / ``evm_mine`` (as anvil has them) so tests can make epochs pass.
+plus ``evm_increaseTime`` / ``evm_mine`` (as anvil has them) so tests can make epochs pass, and
+``meshops_resetClock`` (see ``behind_s``).
 Values go out in wire format (hex quantities, camelCase keys); a revert comes back as geth
 does it (code 3, ``data`` = revert bytes) so any client decodes custom errors unchanged.
 
@@ -45,9 +46,22 @@ class RPCFailure(Exception):
 class TesterRPC:
     """Dispatch of JSON-RPC methods onto one eth-tester chain with a movable clock."""
 
-    def __init__(self, tester: EthereumTester | None = None) -> None:
-        self.tester = tester or EthereumTester(PyEVMBackend())
-        self._offset = 0
+    def __init__(self, tester: EthereumTester | None = None, *, behind_s: int = 0) -> None:
+        """``behind_s``: start the chain's clock that many seconds in the past.
+
+        A chain mines one block per transaction with strictly rising timestamps, so a burst
+        of set-up transactions pushes chain time ahead of the wall clock. Starting behind
+        absorbs such a burst; ``meshops_resetClock`` then brings the clock back to the wall
+        clock (never backwards).
+        """
+        if tester is None:
+            genesis = None
+            if behind_s:
+                overrides = {"timestamp": int(time.time()) - behind_s}
+                genesis = PyEVMBackend.generate_genesis_params(overrides=overrides)
+            tester = EthereumTester(PyEVMBackend(genesis_parameters=genesis))
+        self.tester = tester
+        self._offset = -behind_s
         self._methods: dict[str, Callable[..., Any]] = {
             "web3_clientVersion": lambda: "meshops-embedded/eth-tester",
             "net_version": lambda: str(self.chain_id),
@@ -76,6 +90,7 @@ class TesterRPC:
             "eth_getLogs": self._logs,
             "evm_increaseTime": self._increase_time,
             "evm_mine": self._mine,
+            "meshops_resetClock": self._reset_clock,
         }
 
     @property
@@ -118,6 +133,17 @@ class TesterRPC:
         base = max(self._now(), self._head().timestamp)
         self._offset = base + step - int(time.time())
         return hex(self._offset)
+
+    def _reset_clock(self) -> str:
+        self._offset = 0
+        return "0x0"
+
+    def mine_if_behind(self) -> bool:
+        """Mine an empty block if the head is older than the clock (a block-time tick)."""
+        if self._head().timestamp >= self._now():
+            return False
+        self._mine()
+        return True
 
     def _mine(self, *_: Any) -> str:
         self._sync_clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import time
@@ -9,6 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meshops.errors import ConfigError, MeshOpsError
+from meshops.local.chain import (
+    BEHIND_S,
+    ChainPlan,
+    chain_head_time,
+    deployment_path,
+    majority,
+    set_up_chain,
+)
 from meshops.local.control import DEFAULT_HOME, resolve_home, status, stop
 from meshops.local.health import HeartbeatWatcher
 from meshops.local.procs import HOST, check_port_free, free_port, log_tail, port_accepts, spawn
@@ -40,6 +49,11 @@ class LocalNetwork:
     one folder per node (its key and store), and ``logs/`` (each child's output).
     ``client_key`` (default: the SDK's ``~/.meshops/client.pem``) is put on every node's
     allow-list, so the SDK and the CLI command the nodes with no further step.
+
+    ``chain``: ``"embedded"`` starts the embedded EVM as a child process (``meshops up`` does
+    by default), a URL uses that dev chain, None (default) starts none. With a chain every
+    node is an availability oracle with epochs of ``epoch_seconds``, and the token layer is
+    deployed and funded once the nodes run (``meshops.local.chain``).
     """
 
     def __init__(
@@ -49,7 +63,13 @@ class LocalNetwork:
         port: int = 1883,
         workers: int = 2,
         client_key: NodeKey | None = None,
+        chain: str | None = None,
+        epoch_seconds: int = 10,
     ) -> None:
+        if epoch_seconds < 1:
+            raise ConfigError(f"epoch_seconds must be >= 1, not {epoch_seconds}")
+        if chain not in (None, "embedded") and not chain.startswith(("http://", "https://")):
+            raise ConfigError(f"chain must be an http(s):// JSON-RPC URL, not {chain!r}")
         if workers < 0:
             raise ConfigError(f"workers must be >= 0, not {workers}")
         if not 0 <= port <= 65535:
@@ -58,6 +78,8 @@ class LocalNetwork:
         self.port = port
         self.workers = workers
         self._client_key = client_key
+        self.chain = chain
+        self.epoch_seconds = epoch_seconds
         self._popen: dict[str, subprocess.Popen[bytes]] = {}
         self.info: NetworkInfo | None = None
 
@@ -86,13 +108,27 @@ class LocalNetwork:
         check_port_free(port)
         client = self._load_client_key()
         keys = {alias: self._prepare_node(alias, client) for alias in self.aliases}
+        plan = self._chain_plan(keys)
         try:
-            info = self._start(port, client, keys, deadline, demo=demo, t0=t0)
+            info = self._start(port, client, keys, deadline, demo=demo, t0=t0, plan=plan)
         except BaseException:
             self._cleanup()
             raise
         self.info = info
         return info
+
+    def _chain_plan(self, keys: dict[str, NodeKey]) -> ChainPlan | None:
+        if self.chain is None:
+            return None
+        oracles = sorted(key.eth_address for key in keys.values())
+        deployment_path(self.home).unlink(missing_ok=True)  # a previous network's
+        if self.chain == "embedded":
+            url, embedded = f"http://{HOST}:{free_port()}", True
+            genesis = int(time.time()) - BEHIND_S - 1  # at or before the chain's first block
+        else:
+            url, embedded = self.chain, False
+            genesis = min(chain_head_time(url), int(time.time()))
+        return ChainPlan(url, embedded, genesis, self.epoch_seconds, oracles, majority(len(keys)))
 
     def _check_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -145,6 +181,7 @@ class LocalNetwork:
         *,
         demo: bool,
         t0: float,
+        plan: ChainPlan | None,
     ) -> NetworkInfo:
         url = f"mqtt://{HOST}:{port}"
         proc, broker = spawn("broker", ["broker", "--port", str(port)], self.log_dir, role="broker")
@@ -157,6 +194,11 @@ class LocalNetwork:
             client_address=client.address,
             log_dir=str(self.log_dir),
         )
+        if plan is not None:
+            info.chain_url = plan.url
+            info.epoch_seconds, info.epoch_genesis = plan.epoch_seconds, plan.genesis
+            if plan.embedded:
+                info.chain = self._spawn_chain(plan.url)
         info.save()
         self._wait_broker(port, deadline)
         watcher = HeartbeatWatcher(port, set(keys.values()))
@@ -168,7 +210,7 @@ class LocalNetwork:
 
                 session = Session(url, key=client, name="meshops-up", connect_timeout=5.0)
             for alias, key in keys.items():
-                info.nodes.append(self._spawn_node(alias, key, url))
+                info.nodes.append(self._spawn_node(alias, key, url, plan))
                 info.save()
             self._wait_nodes(info, watcher, deadline)
             if session is not None:
@@ -178,17 +220,55 @@ class LocalNetwork:
             watcher.stop()
             if session is not None:
                 session.close(timeout=2.0)
+        if plan is not None:
+            info.deployment = str(self._set_up_chain(plan, client, list(keys.values()), deadline))
         info.state = "running"
         info.save()
         return info
 
-    def _spawn_node(self, alias: str, key: NodeKey, url: str) -> LocalNode:
+    def _spawn_chain(self, url: str) -> LocalNode:
+        port = url.rsplit(":", 1)[1]
+        args = ["--port", port, "--behind", str(BEHIND_S), "--block-time", "1"]
+        proc, node = spawn("chain", args, self.log_dir, role="chain", module="meshops.chain.serve")
+        self._popen["chain"] = proc
+        return node
+
+    def _set_up_chain(
+        self, plan: ChainPlan, client: NodeKey, keys: list[NodeKey], deadline: float
+    ) -> Path:
+        try:
+            return set_up_chain(plan, self.home, client, keys, deadline)
+        except MeshOpsError as exc:
+            code = self._exited("chain")
+            if code is not None:
+                raise self._failed("chain", f"the chain exited (code {code})") from exc
+            raise
+
+    def _node_env(self, plan: ChainPlan | None) -> dict[str, str]:
+        # One model registry for every local node: `meshops models prepare` (whose default
+        # registry is this folder) makes the zoo's models servable on all of them.
+        models = {"MESHOPS_MODELS_DIR": str(self.home / "models")}
+        if plan is None:
+            return models
+        return {
+            **models,
+            "MESHOPS_ORACLE": "true",
+            "MESHOPS_ORACLES": json.dumps(plan.oracles),
+            "MESHOPS_ORACLE_THRESHOLD": str(plan.threshold),
+            "MESHOPS_EPOCH_SECONDS": str(plan.epoch_seconds),
+            "MESHOPS_EPOCH_GENESIS": str(plan.genesis),
+            "MESHOPS_HEARTBEAT_INTERVAL_S": str(plan.heartbeat_interval_s),
+            "MESHOPS_CHAIN_DEPLOYMENT": str(deployment_path(self.home)),
+        }
+
+    def _spawn_node(self, alias: str, key: NodeKey, url: str, plan: ChainPlan | None) -> LocalNode:
         node_home = self.home / alias
         args = ["node", "start", "--home", str(node_home), "--alias", alias, "--broker", url]
         if alias == SUPERVISOR:
             args.append("--supervisor")
         role = "supervisor" if alias == SUPERVISOR else "worker"
-        proc, node = spawn(alias, args, self.log_dir, role=role, home=node_home)
+        env = self._node_env(plan)
+        proc, node = spawn(alias, args, self.log_dir, role=role, home=node_home, env=env)
         self._popen[alias] = proc
         return LocalNode(
             alias, role, node.pid, node.started, str(node_home), key.address, key.eth_address

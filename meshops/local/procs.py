@@ -55,18 +55,26 @@ def port_accepts(port: int) -> bool:
 
 
 def spawn(
-    name: str, args: list[str], log_dir: Path, *, role: str, home: Path | None = None
+    name: str,
+    args: list[str],
+    log_dir: Path,
+    *,
+    role: str,
+    home: Path | None = None,
+    module: str = "meshops.cli",
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], LocalNode]:
-    """Start ``python -m meshops.cli ARGS`` in its own session, output to ``LOG_DIR/NAME.log``.
+    """Start ``python -m MODULE ARGS`` in its own session, output to ``LOG_DIR/NAME.log``;
+    ``env`` is added to this process's environment.
 
     Its own session (process group): Ctrl-C in the terminal does not reach it, it outlives
     its parent (``--detach``), and :func:`terminate` stops it with everything it started.
     """
     log_path = log_dir / f"{name}.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "meshops.cli", *args],
+            [sys.executable, "-m", module, *args],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -116,11 +124,12 @@ def _wait_gone(procs: Iterable[LocalNode], timeout: float) -> list[LocalNode]:
 
 
 def terminate(procs: list[LocalNode], timeout: float = 15.0) -> list[LocalNode]:
-    """SIGTERM each group in order (nodes before the broker, so they leave cleanly), wait,
-    then SIGKILL what is left. Returns the processes that had to be killed."""
+    """SIGTERM each group in order (nodes before the broker and the chain, so they leave
+    cleanly), wait, then SIGKILL what is left. Returns the processes that had to be killed."""
     deadline = time.monotonic() + timeout
-    nodes = [p for p in procs if p.role != "broker"]
-    brokers = [p for p in procs if p.role == "broker"]
+    services = ("broker", "chain")
+    nodes = [p for p in procs if p.role not in services]
+    brokers = [p for p in procs if p.role in services]
     killed: list[LocalNode] = []
     for group, share in ((nodes, 0.7), (brokers, 1.0)):
         for proc in group:

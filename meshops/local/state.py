@@ -28,7 +28,7 @@ class LocalNode:
     """One child process of the local network (a node, or the broker with ``role="broker"``)."""
 
     alias: str
-    role: str  # "broker", "supervisor" or "worker"
+    role: str  # "broker", "chain", "supervisor" or "worker"
     pid: int
     started: float  # the process's create_time, to tell it from a later process with its pid
     home: str = ""
@@ -50,11 +50,16 @@ class NetworkInfo:
     log_dir: str = ""
     state: str = "starting"  # "starting" while start() runs, then "running"
     demo: dict[str, str] | None = None  # {"node": alias, "pipeline": name} when deployed
+    chain: LocalNode | None = None  # the embedded chain's process (None: none, or a --chain URL)
+    chain_url: str | None = None
+    deployment: str | None = None  # the deployment record, once the contracts are deployed
+    epoch_seconds: int | None = None
+    epoch_genesis: int | None = None
 
     @property
     def processes(self) -> list[LocalNode]:
-        """Every child, nodes first and the broker last (the order they are stopped in)."""
-        return [*self.nodes, self.broker]
+        """Every child, nodes first, the chain and the broker last (the order they stop in)."""
+        return [*self.nodes, *([self.chain] if self.chain else []), self.broker]
 
     def alive(self) -> list[LocalNode]:
         return [proc for proc in self.processes if is_alive(proc)]
@@ -67,6 +72,8 @@ class NetworkInfo:
         values = dict(data)
         values["broker"] = LocalNode(**values["broker"])
         values["nodes"] = [LocalNode(**node) for node in values.get("nodes", [])]
+        if values.get("chain") is not None:
+            values["chain"] = LocalNode(**values["chain"])
         return cls(**values)
 
     # ---- the state file ------------------------------------------------------------------

@@ -8,12 +8,14 @@ successful or not. A refused sender learns only that it was refused.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from meshops.errors import ConfigError, MeshOpsError, MessageRefused, RefusalReason
-from meshops.node.messages import NET_CONFIG, now_text
+from meshops.errors import ConfigError, MeshOpsError, MessageRefused, RefusalReason, ServingError
+from meshops.node.messages import ADMIN_PIPELINE, NET_CONFIG, now_text
 from meshops.protocol import Command, Message, NotificationCode
 
 if TYPE_CHECKING:
@@ -189,7 +191,10 @@ class CommandHandler:
                 )
             return
         notify(Code.PIPELINE_OK, f"pipeline {name!r} config OK", pipeline=name, session_id=session)
-        for sig, iid in changed:
+        # Every instance the command named is confirmed, changed or not: a client that sends
+        # an unchanged config (it could not read the running one first) still gets its answer.
+        named = [(sig.upper(), iid) for sig, iid in _instance_keys(payload)]
+        for sig, iid in dict.fromkeys([*changed, *named]):
             notify(
                 Code.PLUGIN_CONFIG_OK,
                 f"{sig}/{iid} config OK",
@@ -297,6 +302,62 @@ class CommandHandler:
                 session_id=self._session(message),
             )
 
+    def model_upload(self, message: Message, payload: Any) -> None:
+        """``MODEL_UPLOAD``: ``OP`` CHUNK (``UPLOAD_ID, SHA256, SIZE, OFFSET, DATA`` base64)
+        or COMMIT (``MANIFEST``, ``UPLOADS``: role -> upload id). Files are verified against
+        their hash before they are stored; only ONNX models are taken (never code)."""
+        if not isinstance(payload, Mapping) or payload.get("OP") not in ("CHUNK", "COMMIT"):
+            raise MessageRefused(RefusalReason.BAD_COMMAND, "MODEL_UPLOAD needs OP CHUNK|COMMIT")
+        registry = self.node.models
+        try:
+            if payload["OP"] == "CHUNK":
+                self._model_chunk(payload)
+                return
+            manifest = payload.get("MANIFEST")
+            uploads = payload.get("UPLOADS")
+            if not isinstance(manifest, Mapping) or not isinstance(uploads, Mapping):
+                raise ServingError("COMMIT needs MANIFEST and UPLOADS objects")
+            if manifest.get("backend", "onnx") != "onnx":
+                raise ServingError("only onnx models can be sent to a node (no code)")
+            stored = {role: registry.finish_upload(str(uid)) for role, uid in uploads.items()}
+            declared = manifest.get("files")
+            if declared != stored:
+                raise ServingError(f"MANIFEST files {declared} differ from what arrived {stored}")
+            added = registry.register({**manifest, "builtin": False})
+        except (ServingError, KeyError, TypeError, ValueError) as exc:
+            if isinstance(payload.get("UPLOAD_ID"), str):
+                registry.abort_upload(payload["UPLOAD_ID"])
+            self.node.messages.notify(
+                Code.MODEL_STORED_FAILED,
+                f"MODEL_UPLOAD refused: {exc}",
+                pipeline=ADMIN_PIPELINE,
+                session_id=self._session(message),
+            )
+            return
+        log.info("node %s: model %s stored (from %s)", self.node.alias, added.ref, message.sender)
+        self.node.messages.notify(
+            Code.MODEL_STORED_OK,
+            f"model {added.ref} stored",
+            pipeline=ADMIN_PIPELINE,
+            session_id=self._session(message),
+            info=added.summary(),
+        )
+
+    def _model_chunk(self, payload: Mapping[str, Any]) -> None:
+        upload_id, data = payload.get("UPLOAD_ID"), payload.get("DATA")
+        offset, size = payload.get("OFFSET"), payload.get("SIZE")
+        if not isinstance(upload_id, str) or not isinstance(data, str):
+            raise ServingError("CHUNK needs UPLOAD_ID and DATA (base64) strings")
+        if not isinstance(offset, int) or not isinstance(size, int):
+            raise ServingError("CHUNK needs integer OFFSET and SIZE")
+        try:
+            chunk = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ServingError(f"CHUNK DATA is not base64: {exc}") from exc
+        registry = self.node.models
+        registry.begin_upload(upload_id, str(payload.get("SHA256")), size)
+        registry.write_chunk(upload_id, offset, chunk)
+
     def full_heartbeat(self, message: Message, payload: Any) -> None:
         self.node.messages.send_heartbeat()
 
@@ -324,4 +385,5 @@ _HANDLERS = {
     Command.FULL_HEARTBEAT: CommandHandler.full_heartbeat,
     Command.STOP: CommandHandler.stop,
     Command.RESTART: CommandHandler.restart,
+    Command.MODEL_UPLOAD: CommandHandler.model_upload,
 }

@@ -23,12 +23,21 @@ from meshops.plugins.base import BusinessPlugin, PluginConfig, PluginInputs
 
 if TYPE_CHECKING:
     from meshops.serving import EngineClient
+    from meshops.serving.manager import Request
 
 __all__ = ["CommandOutcome", "InstanceRunner"]
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING_ITEMS = 1000
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    items: tuple[CaptureItem, ...]
+    wanted: list[Any]
+    request: Request | None
+    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,7 @@ class InstanceRunner:
         except Exception as exc:
             self._report("on_init failed", exc)
         next_run = time.monotonic()
+        ahead: _Submitted | None = None  # sent to the model server, not yet processed
         while not self._stop.is_set():
             self._handle_events()
             now = time.monotonic()
@@ -123,14 +133,27 @@ class InstanceRunner:
                 wait = next_run - now
             elif self.paused:
                 wait = 0.5
-            elif not self._items and not self.config.allow_empty_inputs:
+            elif ahead is None and not self._items and not self.config.allow_empty_inputs:
                 wait = 1.0  # until the capture offers something (offer() wakes us)
             else:
                 next_run = now + self.config.process_delay
-                self._process(PluginInputs(items=tuple(self._drain())))
+                if self.engine is None:
+                    self._process(PluginInputs(items=tuple(self._drain())))
+                    continue
+                # Two requests in flight at most: while the server works on one and the
+                # plugin handles the answer to the other, the server is never idle.
+                current = ahead or self._submit(tuple(self._drain()))
+                ahead = self._submit(tuple(self._drain())) if self._items else None
+                inputs = self._collect(current)
+                if ahead is None and self._items:
+                    ahead = self._submit(tuple(self._drain()))
+                if inputs is not None:
+                    self._process(inputs)
                 continue
             self._wake.wait(wait)
             self._wake.clear()
+        if ahead is not None:
+            self._collect(ahead)  # let the server finish with our shared memory
         try:
             self.plugin.on_close()
         except Exception as exc:
@@ -148,18 +171,34 @@ class InstanceRunner:
             items.append(self._items.popleft())
         return items
 
+    def _submit(self, items: tuple[CaptureItem, ...]) -> _Submitted:
+        """Send the items' model inputs to the server (None marks an item the plugin skips)."""
+        assert self.engine is not None
+        try:
+            wanted = [self.plugin.model_input(item) for item in items]
+            asked = [x for x in wanted if x is not None]
+            request = self.engine.submit(asked) if asked else None
+        except Exception as exc:
+            self._report(f"inference on {self.engine.engine} failed", exc)
+            return _Submitted(items, [], None, failed=True)
+        return _Submitted(items, wanted, request)
+
+    def _collect(self, submitted: _Submitted) -> PluginInputs | None:
+        """The plugin's inputs with the server's answers; None (reported) if it failed."""
+        assert self.engine is not None
+        if submitted.failed:
+            return None
+        try:
+            answer = self.engine.result(submitted.request) if submitted.request else None
+        except Exception as exc:
+            self._report(f"inference on {self.engine.engine} failed", exc)
+            return None
+        results = iter(answer.results if answer else [])
+        inferences = tuple(None if x is None else next(results) for x in submitted.wanted)
+        return PluginInputs(items=submitted.items, inferences=inferences)
+
     def _process(self, inputs: PluginInputs) -> None:
         self.runs += 1
-        if self.engine is not None and inputs.items:
-            try:
-                wanted = [self.plugin.model_input(item) for item in inputs.items]
-                asked = [x for x in wanted if x is not None]
-                results = iter(self.engine.infer(asked).results if asked else [])
-            except Exception as exc:
-                self._report(f"inference on {self.engine.engine} failed", exc)
-                return
-            inferences = tuple(None if x is None else next(results) for x in wanted)
-            inputs = PluginInputs(items=inputs.items, inferences=inferences)
         try:
             result = self.plugin.process(inputs)
             if result:

@@ -89,6 +89,8 @@ class MessageFactory:
             "VERSION": __version__,
             "CURRENT_TIME": now_text(),
             "NR_PIPELINES": len(node.pipelines.names()),
+            "MODELS": [m.summary() for m in node.models.list()],
+            "SERVING": node.serving.servers(),
             "MESHOPS_RECEIVED": node.received,
             "MESHOPS_REFUSED": dict(node.refusals),
             **self.machine.sample(),
@@ -213,6 +215,21 @@ class MessageFactory:
 
     def instance_error(self, pipeline: str, signature: str, instance_id: str, message: str) -> None:
         self.send_payload(pipeline, signature, instance_id, {"ERROR": message, "IS_ERROR": True})
+
+    def serving_event(self, kind: str, details: Mapping[str, Any]) -> None:
+        """A model server started, crashed (and is restarted), failed or stopped."""
+        engine = details.get("ENGINE")
+        if kind == "started":
+            text = f"model server {engine} ready (pid {details.get('PID')})"
+            if details.get("RESTARTS"):
+                text += f" after {details['RESTARTS']} restart(s)"
+            self.notify(NotificationCode.SERVING_START_OK, text, info=dict(details))
+        elif kind in ("crashed", "failed"):
+            text = f"model server {engine} {kind}: {details.get('ERROR')}"
+            log.warning("node %s: %s", self.node.alias, text)
+            self.notify(NotificationCode.SERVING_START_FAILED, text, info=dict(details))
+        else:
+            log.info("node %s: model server %s %s", self.node.alias, engine, kind)
 
     def capture_error(self, pipeline: str, message: str) -> None:
         self.notify(NotificationCode.PIPELINE_DATA_FAILED, message, pipeline=pipeline)

@@ -19,6 +19,7 @@ from typing import Any
 
 from meshops._version import __version__
 from meshops.errors import MeshOpsError, MessageRefused, RefusalReason
+from meshops.node.availability import EpochOracle, oracle_topic
 from meshops.node.commands import CommandHandler
 from meshops.node.messages import MessageFactory
 from meshops.node.netmon import NetworkMap
@@ -26,8 +27,9 @@ from meshops.node.pipelines import PipelineEvents, PipelineManager
 from meshops.node.settings import NodeSettings
 from meshops.node.store import NodeStore
 from meshops.plugins.registry import load_captures, load_plugins
-from meshops.protocol import Envelope, Message, NodeKey, Topics, parse_message
+from meshops.protocol import Envelope, EventType, Message, NodeKey, Topics, parse_message
 from meshops.protocol.constants import STREAM_FIELD
+from meshops.serving import ModelRegistry, ServingManager
 from meshops.transport import MqttTransport, Outbox
 
 __all__ = ["Node", "load_or_create_key"]
@@ -71,6 +73,8 @@ class Node:
             username=settings.broker_user,
             password=settings.broker_password,
         )
+        self.models = ModelRegistry(settings.models_path)
+        self.serving = ServingManager(self.models, on_event=self.messages.serving_event)
         self.pipelines = PipelineManager(
             settings.alias,
             load_plugins(),
@@ -82,9 +86,11 @@ class Node:
                 command_done=self.messages.command_done,
             ),
             node_address=self.address,
+            serving=self.serving,
         )
         self.network = NetworkMap(self)
         self.commands = CommandHandler(self)
+        self.oracle = EpochOracle.for_node(self) if settings.is_oracle else None
         self._stop = threading.Event()
         self.stop_requested = threading.Event()
         """Set by a STOP command; ``run_until`` returns when it is."""
@@ -120,12 +126,16 @@ class Node:
         self.restore_pipelines()
         for topic in (self.topics.config(self.address), self.topics.payloads_for(self.address)):
             self.transport.subscribe(topic, qos=2 if topic.endswith("/config") else 1)
-        if self.settings.supervisor:
+        if self.settings.supervisor or self.oracle is not None:
             self.transport.subscribe(self.topics.ctrl, qos=1)
+        if self.oracle is not None:
+            self.transport.subscribe(oracle_topic(self.settings.root_topic), qos=1)
         self.transport.start(timeout=timeout, wait=False)
         self._spawn("heartbeat", self._heartbeat_loop)
         if self.settings.supervisor:
             self._spawn("netmon", self._netmon_loop)
+        if self.oracle is not None:
+            self._spawn("epochs", self._epoch_loop)
         log.info(
             "node %s (%s) started%s",
             self.alias,
@@ -139,6 +149,8 @@ class Node:
         for thread in self._threads:
             thread.join(timeout)
         self.pipelines.stop_all()
+        self.serving.stop_all()
+        self.models.close()
         self.transport.flush(timeout=min(timeout, 3.0))
         self.transport.stop(timeout=timeout)
         self.outbox.close()
@@ -187,6 +199,14 @@ class Node:
                 log.exception("node %s: network map failed", self.alias)
             self._stop.wait(max(self.settings.netmon_interval_s - 1.0, 0))
 
+    def _epoch_loop(self) -> None:
+        assert self.oracle is not None
+        while not self._stop.wait(0.2):
+            try:
+                self.oracle.tick()
+            except Exception:
+                log.exception("node %s: epoch oracle failed", self.alias)
+
     # ---- intake --------------------------------------------------------------------------
 
     def refuse(self, reason: RefusalReason | str, detail: str, topic: str) -> None:
@@ -229,9 +249,15 @@ class Node:
 
     def _handle(self, topic: str, payload: bytes) -> None:
         if topic == self.topics.ctrl:
-            self.network.on_heartbeat(parse_message(payload, own_key=self.key))
+            heartbeat = parse_message(payload, own_key=self.key)
+            self.network.on_heartbeat(heartbeat)
+            if self.oracle is not None and heartbeat.event_type == EventType.HEARTBEAT:
+                self.oracle.on_heartbeat(heartbeat)
             return
         message = self._parse(payload)
+        if self.oracle is not None and topic == oracle_topic(self.settings.root_topic):
+            self.oracle.on_message(message)
+            return
         if topic == self.topics.config(self.address):
             self.commands.handle(message)
         elif topic == self.topics.payloads_for(self.address):

@@ -50,12 +50,48 @@ class NodeSettings(BaseSettings):
         gt=0,
         description="How long hashes of messages without a zoned timestamp are remembered.",
     )
+    epoch_seconds: int = Field(
+        default=86_400, ge=1, description="Availability epoch length (as the rewards contract)."
+    )
+    epoch_genesis: int = Field(default=0, ge=0, description="Start of epoch 0 (unix seconds).")
+    oracle: bool | None = Field(
+        default=None, description="Measure availability and sign claims (default: supervisors)."
+    )
+    oracles: list[str] = Field(
+        default_factory=list,
+        description="Ethereum addresses of the oracle set (default: this node alone).",
+    )
+    oracle_threshold: int | None = Field(
+        default=None, ge=1, description="Signatures a claim needs (default: a majority)."
+    )
+    chain_deployment: Path | None = Field(
+        default=None,
+        description="Deployment record (JSON): its chain id, rewards contract and epoch clock.",
+    )
+
+    models_dir: Path | None = Field(
+        default=None, description="Model registry folder (shared by local nodes); <home>/models."
+    )
 
     @model_validator(mode="after")
     def _skew_within_window(self) -> NodeSettings:
         if self.future_skew_s > self.replay_window_s:
             raise ValueError("future_skew_s must not exceed replay_window_s")
         return self
+
+    @field_validator("oracles")
+    @classmethod
+    def _oracles(cls, value: list[str]) -> list[str]:
+        from eth_utils import is_address, to_checksum_address
+
+        bad = [o for o in value if not is_address(o)]
+        if bad:
+            raise ValueError(f"not Ethereum addresses: {', '.join(map(str, bad))}")
+        return sorted({to_checksum_address(o) for o in value})
+
+    @property
+    def is_oracle(self) -> bool:
+        return self.supervisor if self.oracle is None else self.oracle
 
     @field_validator("home")
     @classmethod
@@ -78,6 +114,11 @@ class NodeSettings(BaseSettings):
     @property
     def broker_address(self) -> tuple[str, int]:
         return parse_broker_url(self.broker)
+
+    @property
+    def models_path(self) -> Path:
+        """The model registry: ``models_dir`` if set, else ``<home>/models``."""
+        return self.models_dir.expanduser() if self.models_dir else self.home / "models"
 
     @property
     def key_path(self) -> Path:

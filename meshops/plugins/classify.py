@@ -4,7 +4,9 @@
 ``meshops models prepare`` exports). Each payload::
 
     {"LABEL": "daisy", "CLASS_ID": 985, "SCORE": 0.93, "TOP": [...], "FILE": "flower.jpg",
-     "ALERT": false}
+     "CAPTURED_AT": 1764230000.12, "ALERT": false}
+
+(``CAPTURED_AT``: when the capture read the image, epoch seconds: for latency monitoring.)
 
 ``ALERT`` is true when the top class is one of ``ALERT_CLASSES`` (ids or labels) with at
 least ``MIN_SCORE``.
@@ -57,6 +59,7 @@ class ClassifyPlugin(BusinessPlugin):
                     for t in result["TOP"][: self.config.top_k]
                 ],
                 FILE=item.metadata.get("file"),
+                CAPTURED_AT=round(item.timestamp, 6),
                 ALERT=bool(alert),
             )
         return None

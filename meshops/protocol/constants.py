@@ -100,6 +100,8 @@ class Command(enum.StrEnum):
     FULL_HEARTBEAT = "FULL_HEARTBEAT"
     ARCHIVE_CONFIG_ALL = "ARCHIVE_CONFIG_ALL"
     DELETE_CONFIG_ALL = "DELETE_CONFIG_ALL"
+    MODEL_UPLOAD = "MODEL_UPLOAD"
+    """MeshOps only: a model sent in chunks to the node's registry (see meshops.serving)."""
 
 
 class NotificationCode(enum.IntEnum):
@@ -126,3 +128,6 @@ class NotificationCode(enum.IntEnum):
     COMM_RECEIVED_BAD_COMMAND = -5000
     SERVING_START_OK = 10000
     SERVING_START_FAILED = -10000
+    MODEL_STORED_OK = 10100
+    """MeshOps only: a model sent with MODEL_UPLOAD is stored, verified, and registered."""
+    MODEL_STORED_FAILED = -10100

@@ -62,6 +62,8 @@ class NodeInfo:
     heard_directly: bool = False
     """True once its own signed heartbeat arrived (else only a network map reported it)."""
     whitelist: tuple[str, ...] = field(default=(), repr=False)
+    models: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    """The models its registry holds (``NAME``, ``VERSION``, ``TASK``, ``DIGEST``)."""
 
 
 def _body(address: str) -> str:
@@ -107,6 +109,14 @@ def _pipeline_count(fields: Mapping[str, Any]) -> int | None:
     return len(streams) if isinstance(streams, list) and streams else None
 
 
+def _models(value: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        m for m in value[:MAX_NODES] if isinstance(m, dict) and isinstance(m.get("NAME"), str)
+    )
+
+
 def _strings(value: Any) -> tuple[str, ...]:
     return tuple(a for a in value if isinstance(a, str)) if isinstance(value, list) else ()
 
@@ -146,6 +156,7 @@ class NodeDirectory:
                     version=_text(fields.get("VERSION")) or (old.version if old else None),
                     heard_directly=True,
                     whitelist=whitelist,
+                    models=_models(fields.get("MODELS")),
                 )
             )
 
@@ -191,6 +202,7 @@ class NodeDirectory:
                 last_seen=max(seen, old.last_seen if old else 0.0),
                 version=_text(entry.get("version")),
                 whitelist=whitelist,
+                models=old.models if old else (),
             )
         )
 

@@ -8,16 +8,19 @@ encrypted commands); this class is the user's vocabulary on top of it.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Self
 
 from meshops.errors import ConfigError
+from meshops.node.messages import ADMIN_PIPELINE
 from meshops.node.settings import parse_broker_url
-from meshops.protocol import DEFAULT_ROOT_TOPIC, NodeKey, Topics
+from meshops.protocol import DEFAULT_ROOT_TOPIC, Command, NodeKey, NotificationCode, Topics
 from meshops.sdk.code import Code
 from meshops.sdk.connection import Connection
 from meshops.sdk.discovery import NodeInfo
@@ -26,13 +29,15 @@ from meshops.sdk.keys import load_client_key
 from meshops.sdk.payloads import Payload, PayloadFilter, PayloadStream, Subscription
 from meshops.sdk.pipeline import DEFAULT_TIMEOUT, Pipeline
 from meshops.sdk.specs import PipelineInfo, PluginSpec, instances_of, plugin_specs, wire_keys
-from meshops.sdk.transactions import remaining
+from meshops.sdk.transactions import Expect, remaining
 
 __all__ = ["Session"]
 
 log = logging.getLogger(__name__)
 
 NodeRef = str | NodeInfo
+MODEL_CHUNK_BYTES = 512 * 1024
+"""A model travels in chunks this large (well under a message's 2 MiB limit once encoded)."""
 PROBE_S = 1.0
 """How long ``deploy`` waits for a node's configs (to send only changes) before it deploys
 blind; a node answers an allowed sender at once."""
@@ -221,6 +226,107 @@ class Session:
     def _remember(self, pipeline: Pipeline) -> None:
         with self._lock:
             self._pipelines = [p for p in self._pipelines if not p.closed] + [pipeline]
+
+    # ---- models --------------------------------------------------------------------------
+
+    def push_model(
+        self,
+        node: NodeRef,
+        name: str,
+        files: Mapping[str, str | os.PathLike[str]],
+        *,
+        version: str | None = None,
+        task: str = "raw",
+        options: Mapping[str, Any] | None = None,
+        max_batch: int = 8,
+        max_wait_ms: float = 5.0,
+        description: str = "",
+        timeout: float = 300.0,
+    ) -> dict[str, Any]:
+        """Send an ONNX model (``{"model": path, "tokenizer": path...}``) to ``node``'s
+        registry in verified chunks and wait until it is stored; what the node says of it.
+
+        ``version`` defaults to the first 12 hex digits of the model file's SHA-256.
+        DeployError carries the node's reason (a hash mismatch, a bad manifest...).
+        """
+        from meshops.serving.registry import sha256_file
+        from meshops.serving.spec import ModelManifest
+
+        deadline = time.monotonic() + timeout
+        paths = {role: Path(path).expanduser() for role, path in files.items()}
+        if "model" not in paths:
+            raise ConfigError("push_model: files needs a 'model' entry (the .onnx file)")
+        for role, path in paths.items():
+            if not path.is_file():
+                raise ConfigError(f"push_model: {role} file not found: {path}")
+        hashes = {role: sha256_file(path) for role, path in paths.items()}
+        manifest = ModelManifest(
+            name=name,
+            version=version or hashes["model"][:12],
+            task=task,
+            files=hashes,
+            options=dict(options or {}),
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            description=description,
+        )
+        info = self._target(node, remaining(deadline))
+        label = info.alias or info.address
+        uploads = {role: f"{os.urandom(6).hex()}-{role}"[:64] for role in paths}
+        for role, path in paths.items():
+            size = path.stat().st_size
+            with path.open("rb") as f:
+                offset = 0
+                while offset < size or offset == size == 0:
+                    chunk = f.read(MODEL_CHUNK_BYTES)
+                    self._link.command(
+                        info.address,
+                        label,
+                        ADMIN_PIPELINE,
+                        Command.MODEL_UPLOAD,
+                        {
+                            "OP": "CHUNK",
+                            "UPLOAD_ID": uploads[role],
+                            "SHA256": hashes[role],
+                            "SIZE": size,
+                            "OFFSET": offset,
+                            "DATA": base64.b64encode(chunk).decode(),
+                        },
+                        [],
+                        timeout=remaining(deadline),
+                    )
+                    offset += len(chunk)
+                    if size == 0:
+                        break
+        expect = Expect(
+            NotificationCode.MODEL_STORED_OK,
+            (NotificationCode.MODEL_STORED_FAILED,),
+            ADMIN_PIPELINE,
+        )
+        self._link.command(
+            info.address,
+            label,
+            ADMIN_PIPELINE,
+            Command.MODEL_UPLOAD,
+            {"OP": "COMMIT", "MANIFEST": manifest.model_dump(mode="json"), "UPLOADS": uploads},
+            [expect],
+            timeout=remaining(deadline),
+        )
+        return manifest.summary()
+
+    def nodes_with_model(self, model: str) -> list[NodeInfo]:
+        """Online nodes whose registry holds ``model`` (``name`` or ``name@version``), by
+        their heartbeats: where a scheduler should send a pipeline that needs it."""
+        name, _, version = model.partition("@")
+        return [
+            info
+            for info in self.nodes()
+            if info.online
+            and any(
+                m.get("NAME") == name and (not version or m.get("VERSION") == version)
+                for m in info.models
+            )
+        ]
 
     # ---- payloads ------------------------------------------------------------------------
 

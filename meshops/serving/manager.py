@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -27,7 +27,7 @@ from meshops.serving.registry import ModelRegistry
 from meshops.serving.shm import Arena
 from meshops.serving.spec import EngineParams, ModelManifest
 
-__all__ = ["EngineClient", "Inference", "ModelServer", "ServingManager"]
+__all__ = ["EngineClient", "Inference", "ModelServer", "Request", "ServingManager"]
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,22 @@ class Inference:
 
 
 class _Pending:
+    """The answer slot of one request, filled by the reader thread."""
+
     __slots__ = ("done", "error", "value")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.value: Inference | None = None
         self.error: str | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request sent to a model server; ``ModelServer.wait`` (or ``EngineClient.result``)."""
+
+    id: int
+    pending: _Pending = field(repr=False)
 
 
 class ModelServer:
@@ -162,7 +172,12 @@ class ModelServer:
     # ---- requests ------------------------------------------------------------------------
 
     def infer(self, inputs: list[Any], timeout: float = 30.0) -> Inference:
+        """Send a request and wait for its answer (ServingError on failure or timeout)."""
         deadline = time.monotonic() + timeout
+        return self.wait(self.submit(inputs, timeout), max(deadline - time.monotonic(), 0))
+
+    def submit(self, inputs: list[Any], timeout: float = 30.0) -> Request:
+        """Send a request without waiting; ``wait`` for its answer later."""
         if not self._ready.wait(max(min(timeout, START_TIMEOUT_S), 0)):
             with self._lock:
                 state, error = self.state, self.error
@@ -187,9 +202,13 @@ class ModelServer:
             with self._lock:
                 self._pending.pop(request_id, None)
             raise ServingError(f"model server {self.name}: cannot send the request: {exc}") from exc
-        if not pending.done.wait(max(deadline - time.monotonic(), 0)):
+        return Request(request_id, pending)
+
+    def wait(self, request: Request, timeout: float) -> Inference:
+        pending = request.pending
+        if not pending.done.wait(timeout):
             with self._lock:
-                self._pending.pop(request_id, None)
+                self._pending.pop(request.id, None)
             raise ServingError(f"model server {self.name}: no answer within {timeout:.0f} s")
         if pending.error is not None:
             raise ServingError(f"model server {self.name}: {pending.error}")
@@ -299,14 +318,18 @@ class ModelServer:
 
 
 class EngineClient:
-    """What a plugin instance holds: ``infer(inputs)`` through its own shared-memory arena."""
+    """What a plugin instance holds: ``infer(inputs)``, or ``submit`` then ``result`` to keep
+    the server busy while the plugin works on the previous answer (two requests at most in
+    flight, each with its own shared-memory arena)."""
 
     def __init__(self, manager: ServingManager, owner: str, server: ModelServer, timeout: float):
         self._manager = manager
         self.owner = owner
         self.server = server
         self.timeout = timeout
-        self._arena = Arena()
+        self._arenas = [Arena(), Arena()]
+        self._next_arena = 0
+        self._in_flight: dict[int, int] = {}  # request id -> arena index
         self._lock = threading.Lock()
 
     @property
@@ -314,15 +337,33 @@ class EngineClient:
         return self.server.name
 
     def infer(self, inputs: list[Any]) -> Inference:
-        with self._lock:  # one request at a time per client: the arena is reused
-            return self.server.infer(self._arena.pack(list(inputs)), self.timeout)
+        return self.result(self.submit(inputs))
+
+    def submit(self, inputs: list[Any]) -> Request:
+        with self._lock:
+            index = self._next_arena
+            if index in self._in_flight.values():
+                raise ServingError(f"{self.owner}: two requests are already in flight")
+            self._next_arena = 1 - index
+            packed = self._arenas[index].pack(list(inputs))
+            request = self.server.submit(packed, self.timeout)
+            self._in_flight[request.id] = index
+            return request
+
+    def result(self, request: Request) -> Inference:
+        try:
+            return self.server.wait(request, self.timeout)
+        finally:
+            with self._lock:
+                self._in_flight.pop(request.id, None)
 
     def close(self) -> None:
         self._manager.release(self.owner)
 
     def _free(self) -> None:
         with self._lock:
-            self._arena.close()
+            for arena in self._arenas:
+                arena.close()
 
 
 class ServingManager:

@@ -113,7 +113,7 @@ def test_a_request_larger_than_max_batch_is_split(serving: ServingManager) -> No
 def test_large_frames_travel_through_shared_memory(serving: ServingManager, tmp_path: Path):
     client = serving.acquire("p/a/1", "haar_face")
     frame = np.zeros((480, 640, 3), np.uint8)  # 900 KiB: over the inline limit
-    packed = client._arena.pack([frame, "small"])
+    packed = client._arenas[0].pack([frame, "small"])
     assert type(packed[0]).__name__ == "ShmRef" and packed[1] == "small"
     assert client.infer([frame, frame]).results == [{"BOXES": [], "COUNT": 0}] * 2
 
