@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+import psutil
+
 from meshops.errors import ServingError
 from meshops.serving.registry import ModelRegistry
 from meshops.serving.shm import Arena
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
 START_TIMEOUT_S = 120.0
+WATCH_S = 1.0
+"""How often a server with MAX_RSS_MB has its memory checked."""
 
 EventSink = Callable[[str, Mapping[str, Any]], None]
 """(kind, details): kind is started, crashed, failed or stopped."""
@@ -99,6 +103,9 @@ class ModelServer:
         self.items = 0
         self.batches = 0
         self._process: Any = None
+        self._stopped = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._kill_reason: str | None = None
         self._conn: Any = None
         self._reader: threading.Thread | None = None
 
@@ -111,6 +118,30 @@ class ModelServer:
             target=self._read_loop, name=f"meshops-serving-{self.name}", daemon=True
         )
         self._reader.start()
+        if self.params.max_rss_mb is not None:
+            self._watchdog = threading.Thread(
+                target=self._watch_memory, name=f"meshops-serving-rss-{self.name}", daemon=True
+            )
+            self._watchdog.start()
+
+    def _watch_memory(self) -> None:
+        """Kill (and so restart) the server when its RSS passes MAX_RSS_MB: a leaking model
+        is recycled before it can starve the node."""
+        assert self.params.max_rss_mb is not None
+        limit = self.params.max_rss_mb * 1024 * 1024
+        while not self._stopped.wait(WATCH_S):
+            with self._lock:
+                process = self._process
+            try:
+                rss = psutil.Process(process.pid).memory_info().rss
+            except (psutil.Error, AttributeError):
+                continue  # between a crash and its restart
+            if rss > limit and process.poll() is None:
+                self._kill_reason = (
+                    f"its memory ({rss / 2**20:.0f} MiB) passed MAX_RSS_MB {self.params.max_rss_mb}"
+                )
+                log.warning("model server %s: %s; restarting it", self.name, self._kill_reason)
+                process.kill()
 
     def _spawn(self) -> None:
         parent, child = socket.socketpair()
@@ -138,6 +169,7 @@ class ModelServer:
             self.state = "starting"
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._stopped.set()
         with self._lock:
             self._stopping = True
             process, conn = self._process, self._conn
@@ -153,8 +185,9 @@ class ModelServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout)
-        if self._reader is not None:
-            self._reader.join(timeout)
+        for thread in (self._reader, self._watchdog):
+            if thread is not None:
+                thread.join(timeout)
         self._fail_pending("the model server was stopped")
         with self._lock:
             self.state = "stopped"
@@ -275,6 +308,9 @@ class ModelServer:
         now = time.monotonic()
         self._crashes = [t for t in self._crashes if now - t < RESTART_WINDOW_S] + [now]
         message = f"the model server process died (exit code {exitcode})"
+        reason, self._kill_reason = self._kill_reason, None
+        if reason:
+            message = f"the model server was restarted: {reason}"
         self._fail_pending(message)
         with self._lock:
             self.error = message

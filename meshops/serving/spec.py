@@ -92,6 +92,12 @@ class EngineParams(WireModel):
     device: str = Field(default="auto", pattern="^(auto|cpu|cuda)$", description="auto|cpu|cuda")
     threads: int | None = Field(default=None, ge=1, le=256, description="Inference threads.")
     timeout_s: float = Field(default=30.0, gt=0, le=3600, description="Per-request timeout.")
+    max_rss_mb: int | None = Field(
+        default=None,
+        ge=32,
+        le=1_048_576,
+        description="Restart the server when its memory (RSS) grows past this: a leak guard.",
+    )
 
     def server_part(self) -> dict[str, Any]:
         """The settings that make a different server (the timeout does not)."""

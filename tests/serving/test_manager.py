@@ -165,3 +165,25 @@ def test_engine_errors_are_named(serving: ServingManager) -> None:
     else:  # on a GPU machine with onnxruntime-gpu the model runs on CUDA
         client.infer([np.ones(4, np.float32)])
         assert serving.servers()[0]["PROVIDERS"][0] == "CUDAExecutionProvider"
+
+
+def test_a_leaking_server_is_restarted_at_max_rss(serving: ServingManager) -> None:
+    serving.registry.register(
+        {"name": "leaky", "backend": "python", "factory": "tests.serving.leaky:make"}
+    )
+    client = serving.acquire("p/a/1", "leaky", {"MAX_RSS_MB": 200})
+    server = client.server
+    first = server.pid
+    held = 0
+    for _ in range(8):  # 64 MiB more per call: past 200 MiB within a few calls
+        try:
+            held = client.infer([0]).results[0]["HELD_MIB"]
+        except ServingError:
+            break  # the watchdog killed it while we asked
+        if server.restarts:
+            break
+    wait_until(lambda: server.restarts == 1 and server.state == "ready", timeout=30)
+    assert server.pid != first and held >= 64
+    crash = next(d for k, d in serving.events if k == "crashed")
+    assert "passed MAX_RSS_MB 200" in crash["ERROR"]
+    assert client.infer([0]).results[0]["HELD_MIB"] == 64  # a fresh process, memory back
