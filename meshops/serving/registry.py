@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS models (
     PRIMARY KEY (name, version)
 );
 """
+ZOO_MODELS = ("efficientnet_lite0", "minilm", "digits")
+"""What ``meshops models prepare`` can make (see meshops.serving.catalog)."""
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 
@@ -284,7 +286,12 @@ class ModelRegistry:
                 ).fetchone()
         if row is None:
             known = ", ".join(m.ref for m in self.list()) or "none"
-            raise ServingError(f"no model {engine!r} in the registry {self.root} (has: {known})")
+            hint = ""
+            if name in ZOO_MODELS:
+                hint = f"; `meshops models prepare {name} --registry {self.root}` makes it"
+            raise ServingError(
+                f"no model {engine!r} in the registry {self.root} (has: {known}){hint}"
+            )
         return ModelManifest.model_validate(json.loads(row[0]))
 
     def list(self) -> list[ModelManifest]:

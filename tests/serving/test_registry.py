@@ -10,6 +10,8 @@ import pytest
 
 from meshops.errors import ServingError
 from meshops.serving import ModelRegistry, sha256_file
+from meshops.serving.catalog import DEFAULT_MODELS
+from meshops.serving.registry import ZOO_MODELS
 from tests.serving.models import affine_model
 
 
@@ -41,8 +43,11 @@ def test_models_are_stored_by_content_hash_and_versioned(
 
 
 def test_unknown_model_lists_what_exists(registry: ModelRegistry) -> None:
-    with pytest.raises(ServingError, match=r"no model 'nope'.*has: haar_face@opencv4"):
+    with pytest.raises(ServingError, match=r"no model 'nope'.*has: haar_face@opencv4\)$"):
         registry.get("nope")
+    assert ZOO_MODELS == DEFAULT_MODELS  # what the hint offers is what prepare makes
+    with pytest.raises(ServingError, match=r"`meshops models prepare minilm --registry .*` makes"):
+        registry.get("minilm")
     with pytest.raises(ServingError, match="no model 'haar_face@9'"):
         registry.get("haar_face@9")
 
