@@ -43,7 +43,9 @@ def test_models_are_stored_by_content_hash_and_versioned(
 
 
 def test_unknown_model_lists_what_exists(registry: ModelRegistry) -> None:
-    with pytest.raises(ServingError, match=r"no model 'nope'.*has: haar_face@opencv4\)$"):
+    with pytest.raises(
+        ServingError, match=r"no model 'nope'.*has: haar_face@opencv4, aruco_4x4@opencv4\)$"
+    ):
         registry.get("nope")
     assert ZOO_MODELS == DEFAULT_MODELS  # what the hint offers is what prepare makes
     with pytest.raises(ServingError, match=r"`meshops models prepare minilm --registry .*` makes"):
