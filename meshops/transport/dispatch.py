@@ -3,6 +3,11 @@
 Network callbacks (paho's loop thread, the in-memory bus) only enqueue; user code runs
 here, so a slow or failing handler never stalls keep-alives or acknowledgements, and an
 exception in a handler is logged with its topic and never kills the thread.
+
+The queue is bounded by bytes (``max_bytes``): when handlers fall that far behind, ``submit``
+waits up to ``BLOCK_S`` (paho then stops acknowledging, so the broker slows the sender down),
+and after that drops the message, counts it in ``dropped`` and logs it: a flood can slow a
+node, never exhaust its memory.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.1
 _WAKE = ("", b"")  # put on the queue by stop() so the thread notices at once
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
+BLOCK_S = 2.0
 
 
 class Dispatcher:
@@ -29,8 +36,18 @@ class Dispatcher:
     A message that matches several routes goes to each of them, once.
     """
 
-    def __init__(self, name: str, default: MessageHandler | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        default: MessageHandler | None = None,
+        *,
+        max_bytes: int = MAX_QUEUED_BYTES,
+    ) -> None:
         self.name = name
+        self.max_bytes = max_bytes
+        self._queued_bytes = 0
+        self._room = threading.Condition()
+        self.dropped = 0
         self._default = default
         self._routes: dict[str, MessageHandler] = {}
         self._lock = threading.Lock()
@@ -50,7 +67,26 @@ class Dispatcher:
             self._routes.pop(topic_filter, None)
 
     def submit(self, topic: str, payload: bytes) -> None:
-        """Enqueue a message; safe from any thread, never blocks."""
+        """Enqueue a message; safe from any thread. Waits (at most ``BLOCK_S``) only while
+        ``max_bytes`` are already queued, then drops the message (counted and logged)."""
+        size = len(payload)
+        with self._room:
+            if self._queued_bytes + size > self.max_bytes and not self._room.wait_for(
+                lambda: self._queued_bytes + size <= self.max_bytes or self._stop.is_set(),
+                BLOCK_S,
+            ):
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.warning(
+                        "%s: handlers are %d bytes behind; dropped %d message(s) so far "
+                        "(latest on %s)",
+                        self.name,
+                        self._queued_bytes,
+                        self.dropped,
+                        topic,
+                    )
+                return
+            self._queued_bytes += size
         self._queue.put((topic, payload))
 
     def start(self) -> None:
@@ -78,6 +114,9 @@ class Dispatcher:
                 topic, payload = self._queue.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
+            with self._room:
+                self._queued_bytes -= len(payload)
+                self._room.notify_all()
             if not self._stop.is_set():
                 self._dispatch(topic, payload)
 
