@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from meshops._validation import describe_validation_error, validate_wire
 from meshops.capture.base import CaptureConfig, CaptureItem, DataCapture
-from meshops.errors import ConfigError, PluginError, ServingError
+from meshops.errors import ConfigError, MeshOpsError, PluginError, ServingError
 from meshops.node.instance import CommandOutcome, InstanceRunner
 from meshops.plugins.base import BusinessPlugin, PluginConfig, PluginContext
 from meshops.plugins.registry import Registry
@@ -179,19 +179,37 @@ class PipelineManager:
     def validate(
         self, config: Mapping[str, Any]
     ) -> tuple[type[DataCapture], CaptureConfig, dict[InstanceKey, PluginConfig]]:
-        """Check a whole (merged) pipeline config; ConfigError/PluginError naming the field."""
+        """Check a whole (merged) pipeline config: the capture and every instance. A
+        ConfigError or PluginError names every problem found (joined by ``; ``)."""
+        problems: list[MeshOpsError] = []
+        capture_cls = capture_config = None
         type_name = config.get("TYPE")
-        if not isinstance(type_name, str):
-            raise ConfigError("TYPE: the data capture type is required (e.g. 'Void')")
-        capture_cls = self.captures.get(type_name)
-        capture_config = validate_wire(
-            capture_cls.CONFIG, config, what=f"pipeline {config.get('NAME')!r}", error=ConfigError
-        )
+        try:
+            if not isinstance(type_name, str):
+                raise ConfigError("TYPE: the data capture type is required (e.g. 'Void')")
+            capture_cls = self.captures.get(type_name)
+            capture_config = validate_wire(
+                capture_cls.CONFIG,
+                config,
+                what=f"pipeline {config.get('NAME')!r}",
+                error=ConfigError,
+            )
+        except MeshOpsError as exc:
+            problems.append(exc)
         typed: dict[InstanceKey, PluginConfig] = {}
         for key, raw in _instances(config).items():
-            plugin_cls = self.plugins.get(key[0])
-            typed[key] = plugin_cls.validate_config(raw)
-            self._check_engine(key, typed[key])
+            try:
+                plugin_cls = self.plugins.get(key[0])
+                typed[key] = plugin_cls.validate_config(raw)
+                self._check_engine(key, typed[key])
+            except MeshOpsError as exc:
+                problems.append(exc)
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            kind = ConfigError if all(isinstance(p, ConfigError) for p in problems) else PluginError
+            raise kind("; ".join(str(p) for p in problems)) from problems[0]
+        assert capture_cls is not None and capture_config is not None
         return capture_cls, capture_config, typed
 
     def _check_engine(self, key: InstanceKey, config: PluginConfig) -> None:

@@ -141,6 +141,20 @@ def test_bad_config_names_the_field_and_changes_nothing(manager) -> None:
         mgr.apply(void("p", ("NOPE_01", {"INSTANCE_ID": "x"})), store=stored.append)
     with pytest.raises(PluginError, match="unknown capture type 'Nowhere'"):
         mgr.apply({"NAME": "q", "TYPE": "Nowhere"}, store=stored.append)
+    with pytest.raises(PluginError) as every:  # every problem at once, not only the first
+        mgr.apply(
+            void(
+                "q",
+                ("NOPE_01", {"INSTANCE_ID": "x"}),
+                ("CRASHY_01", {"INSTANCE_ID": "c2", "THRESHOLD": "high"}),
+                CAP_RESOLUTION=-1,
+            ),
+            store=stored.append,
+        )
+    assert all(
+        part in str(every.value)
+        for part in ("CAP_RESOLUTION", "unknown plugin 'NOPE_01'", "THRESHOLD")
+    )
     assert len(stored) == 1, "only the valid config was stored"
     assert mgr.config("p")["PLUGINS"][0]["INSTANCES"][0]["THRESHOLD"] == 1.5
     assert wait_for(lambda: len(rec.of("c1")) >= 2, 5), "the old instance keeps running"
