@@ -13,6 +13,7 @@ node works the same with any node that follows it.
 from meshops.sdk.code import function_body
 from meshops.sdk.discovery import NodeInfo, Resources
 from meshops.sdk.errors import (
+    AmbiguousNodeError,
     DeployError,
     NodeError,
     NodeNotAllowedError,
@@ -30,6 +31,7 @@ from meshops.sdk.session import Session
 from meshops.sdk.specs import InstanceInfo, PipelineInfo, PluginSpec
 
 __all__ = [
+    "AmbiguousNodeError",
     "DEFAULT_KEY_PATH",
     "DeployError",
     "InstanceInfo",

@@ -20,6 +20,7 @@ from meshops.errors import KeyFormatError
 from meshops.node.netmon import ONLINE_WINDOW_S, decode_heartbeat
 from meshops.protocol import Message, eth_address_of, is_address, parse_address
 from meshops.protocol.keys import ADDRESS_PREFIX, LEGACY_ADDRESS_PREFIX
+from meshops.sdk.errors import AmbiguousNodeError
 
 __all__ = ["NodeDirectory", "NodeInfo", "Resources", "is_allowed_by"]
 
@@ -225,7 +226,8 @@ class NodeDirectory:
         return sorted(found, key=lambda n: (n.alias or "", n.address))
 
     def find(self, node: str) -> NodeInfo | None:
-        """By 0xai address, Ethereum address or alias (the most recently seen one)."""
+        """By 0xai address, Ethereum address or alias; AmbiguousNodeError when several online
+        nodes share that alias (an offline namesake yields to the online one)."""
         with self._cond:
             return self._find(node)
 
@@ -237,8 +239,18 @@ class NodeDirectory:
                 (n for n in self._nodes.values() if n.eth_address.lower() == node.lower()), None
             )
         else:
-            named = [n for n in self._nodes.values() if n.alias == node]
-            info = max(named, key=lambda n: (n.heard_directly, n.last_seen), default=None)
+            named = [self._now_view(n) for n in self._nodes.values() if n.alias == node]
+            online = sorted(n.address for n in named if n.online)
+            if len(online) > 1:
+                # Aliases are chosen by the nodes themselves: never guess which one is meant
+                # (another node could take a name to receive commands meant for the first).
+                raise AmbiguousNodeError(
+                    f"{len(online)} online nodes call themselves {node!r}: "
+                    f"{', '.join(online)}; name one by its address",
+                    node=node,
+                    addresses=tuple(online),
+                )
+            info = max(named, key=lambda n: (n.online, n.heard_directly, n.last_seen), default=None)
         return self._now_view(info) if info is not None else None
 
     def address_of_alias(self, alias: str) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from meshops.errors import MeshOpsError
 
 __all__ = [
+    "AmbiguousNodeError",
     "DeployError",
     "NodeError",
     "NodeNotAllowedError",
@@ -49,6 +50,14 @@ class NodeError(SdkError):
 
 class NodeNotFoundError(NodeError):
     """No heartbeat or network map names the node, or it was last seen too long ago."""
+
+
+class AmbiguousNodeError(NodeError):
+    """Several online nodes share the alias asked for: name one by its address instead."""
+
+    def __init__(self, message: str, *, node: str, addresses: tuple[str, ...]) -> None:
+        super().__init__(message, node=node)
+        self.addresses = addresses
 
 
 class NodeNotAllowedError(NodeError):

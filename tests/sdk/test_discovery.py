@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from meshops.protocol import Envelope, EventType, NodeKey, parse_message
-from meshops.sdk import DeployError, NodeNotAllowedError, NodeNotFoundError
+from meshops.sdk import AmbiguousNodeError, DeployError, NodeNotAllowedError, NodeNotFoundError
 from meshops.sdk.discovery import NodeDirectory
 from meshops.transport import MosquittoBroker
 from tests.waiting import wait_until
@@ -129,3 +129,26 @@ def test_the_network_map_adds_nodes_not_heard_yet() -> None:
     assert not heard.allowed and heard.resources.cpu_cores == 8
     directory.on_netmon(parse_message(_netmon(sup, {"far": entry})))
     assert directory.find(other.address).alias == "far-self"  # the node's own word wins
+
+
+def test_two_online_nodes_with_one_alias_are_never_guessed_between() -> None:
+    me, first, second = NodeKey.generate(), NodeKey.generate(), NodeKey.generate()
+    clock = [1000.0]
+    directory = NodeDirectory(me.address, clock=lambda: clock[0])
+
+    def beat(key: NodeKey) -> None:
+        body = {"SECURED": False, "EE_WHITELIST": []}
+        directory.on_heartbeat(
+            parse_message(Envelope(key, alias="cam").encode(EventType.HEARTBEAT, body))
+        )
+
+    beat(first)
+    assert directory.find("cam").address == first.address
+    clock[0] += 120  # the first goes quiet (offline) ...
+    beat(second)  # ... and another node takes its name: the online one is meant
+    assert directory.find("cam").address == second.address
+    beat(first)  # both online with one alias: refuse to pick
+    with pytest.raises(AmbiguousNodeError, match="2 online nodes call themselves 'cam'") as err:
+        directory.find("cam")
+    assert set(err.value.addresses) == {first.address, second.address}
+    assert directory.find(first.address).address == first.address  # addresses still work
