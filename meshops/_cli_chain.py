@@ -2,8 +2,10 @@
 
 Without flags they use the network ``meshops up`` started (``--home``): its chain URL, its
 deployment record and, for rewards, the claim signatures its oracle nodes wrote under their
-homes (``epochs/<epoch>.json``). ``--chain URL --deployment FILE`` use any JSON-RPC node;
-``--signatures DIR`` reads oracle epoch files from anywhere. The account is the client key
+homes (``epochs/<epoch>.json``), or asked of them over its broker when those files are not
+here. ``--chain URL --deployment FILE`` use any JSON-RPC node; ``--broker mqtt://...`` asks
+the oracle nodes on any broker, ``--signatures DIR`` reads oracle epoch files from anywhere.
+The account is the client key
 (``--key``, default ``~/.meshops/client.pem``). Every ``MeshOpsError`` becomes one line on
 stderr and exit code 1.
 """
@@ -75,6 +77,7 @@ class Ctx:
     layer: TokenLayer
     info: NetworkInfo | None
     as_json: bool
+    key_path: Path | None = None
 
     def emit(self, data: dict[str, Any], table: Table | str) -> None:
         if self.as_json:
@@ -130,7 +133,7 @@ def _open(
     if not url or not url.startswith(("http://", "https://")):
         raise ConfigError(f"--chain must be an http(s):// JSON-RPC URL, not {url!r}")
     client = ChainClient(url, load_client_key(key), request_timeout=10.0)
-    return Ctx(TokenLayer(client, Deployment.load(record)), info, as_json)
+    return Ctx(TokenLayer(client, Deployment.load(record)), info, as_json, key)
 
 
 # ---- wallet ---------------------------------------------------------------------------------
@@ -268,19 +271,115 @@ SignaturesOpt = Annotated[
 ]
 
 
-def _reward_plan(ctx: Ctx, dirs: list[Path] | None) -> dict[str, Any]:
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        metavar="URL",
+        help="Ask the oracle nodes on this MQTT broker (default: the local network's, when "
+        "its epoch files are not here).",
+    ),
+]
+OracleOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--oracle",
+        metavar="ADDRESS",
+        help="An oracle node's 0xai_ address to ask (repeatable); others are found by their "
+        "heartbeats.",
+    ),
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout", metavar="S", min=0.1, help="Seconds to wait for the oracles' answers."
+    ),
+]
+
+
+@dataclass
+class Source:
+    """Where the oracle signatures come from."""
+
+    dirs: list[Path] | None
+    broker: str | None
+    oracles: list[str] | None
+    timeout: float
+
+
+def _reward_plan(ctx: Ctx, source: Source, epochs: list[int] | None = None) -> dict[str, Any]:
     from meshops.chain.rewards_claims import collect_signatures, plan_claims
 
-    if not dirs:
-        dirs = [Path(n.home) / "epochs" for n in (ctx.info.nodes if ctx.info else [])]
-        if not dirs:
-            raise ConfigError("no oracle signatures: pass --signatures DIR")
-    return plan_claims(ctx.layer, collect_signatures(dirs))
+    info = ctx.info
+    if source.dirs:
+        return plan_claims(ctx.layer, collect_signatures(source.dirs))
+    local = [Path(n.home) / "epochs" for n in (info.nodes if info else [])]
+    if source.broker is None and any(d.is_dir() for d in local):
+        return plan_claims(ctx.layer, collect_signatures(local))
+    broker = source.broker or (info.broker_url if info else None)
+    if not broker:
+        raise ConfigError(
+            "no oracle signatures: pass --broker mqtt://HOST:PORT or --signatures DIR"
+        )
+    candidates = list(source.oracles or [])
+    if info is not None and broker == info.broker_url:
+        candidates += [n.address for n in info.nodes if n.address]
+    signatures, rejected = _fetch(ctx, broker, candidates, source.timeout, epochs)
+    return {**plan_claims(ctx.layer, signatures), "rejected_signatures": rejected}
+
+
+def _fetch(
+    ctx: Ctx, broker: str, candidates: list[str], timeout: float, epochs: list[int] | None
+) -> tuple[Any, int]:
+    """The linked nodes' signatures, asked of the oracle nodes on ``broker``, and how many
+    signatures the oracles sent that did not verify."""
+    from meshops.chain.rewards_claims import linked_nodes
+    from meshops.sdk.claims import Query, fetch_signatures
+    from meshops.sdk.keys import load_client_key
+
+    layer = ctx.layer
+    wanted = linked_nodes(layer)
+    if epochs:
+        low, high = min(epochs), max(epochs) + 1
+        wanted = {n: (max(a, low), min(b, high)) for n, (a, b) in wanted.items()}
+    queries = [Query(n, a, b) for n, (a, b) in wanted.items() if a < b]
+    if not queries:
+        return {}, 0
+    result = fetch_signatures(
+        broker,
+        load_client_key(ctx.key_path),
+        queries,
+        oracles=layer.oracles(),
+        threshold=layer.threshold(),
+        chain_id=layer.deployment.chain_id,
+        rewards=layer.deployment.rewards,
+        timeout=timeout,
+        candidates=candidates,
+    )
+    return result.signatures, result.rejected
+
+
+def _warn_short(plan: dict[str, Any]) -> None:
+    """Warnings on stderr, printed only once the command succeeded (errors are one line)."""
+    if plan.get("rejected_signatures"):
+        err.print(
+            f"warning: {plan['rejected_signatures']} oracle signature(s) did not verify, ignored"
+        )
+    short = sorted({s["epoch"] for lic in plan["licenses"] for s in lic["short"]})
+    if short:
+        err.print(
+            f"warning: fewer than {plan['threshold']} valid oracle signatures for epoch(s) "
+            f"{', '.join(map(str, short))}",
+            highlight=False,
+        )
 
 
 @rewards_app.command("status")
 def rewards_status(
     signatures: SignaturesOpt = None,
+    broker: BrokerOpt = None,
+    oracle: OracleOpt = None,
+    timeout: TimeoutOpt = 10.0,
     home: HomeOpt = UP_HOME,
     chain: ChainOpt = None,
     deployment: DeploymentOpt = None,
@@ -289,7 +388,8 @@ def rewards_status(
 ) -> None:
     """Per licence: the epochs the oracles signed, claimed or claimable, and their reward."""
     with opened(home, chain, deployment, key, as_json) as ctx:
-        plan = _reward_plan(ctx, signatures)
+        plan = _reward_plan(ctx, Source(signatures, broker, oracle, timeout))
+        _warn_short(plan)
         table = Table("licence", "node", "epoch", "availability", "reward", "state", box=None)
         for lic in plan["licenses"]:
             for epoch in lic["epochs"]:
@@ -322,6 +422,9 @@ def rewards_claim(
         int | None, typer.Option("--license", min=1, help="Claim only for this licence.")
     ] = None,
     signatures: SignaturesOpt = None,
+    broker: BrokerOpt = None,
+    oracle: OracleOpt = None,
+    timeout: TimeoutOpt = 10.0,
     home: HomeOpt = UP_HOME,
     chain: ChainOpt = None,
     deployment: DeploymentOpt = None,
@@ -330,13 +433,15 @@ def rewards_claim(
 ) -> None:
     """Claim the rewards the oracles signed (all claimable epochs, or --epoch ones).
 
-    An --epoch that is already claimed, not ended, or has no oracle signatures is an error.
+    An --epoch that is already claimed, not ended, or has too few oracle signatures is an error.
     """
     from meshops.chain.rewards_claims import claim
 
     with opened(home, chain, deployment, key, as_json) as ctx:
-        plan = _reward_plan(ctx, signatures)
+        plan = _reward_plan(ctx, Source(signatures, broker, oracle, timeout), epoch)
         paid = claim(ctx.layer, plan, epochs=epoch, license_id=license_id)
+        if not epoch:
+            _warn_short(plan)
         total = sum(p["paid"] for p in paid)
         ctx.emit(
             {"claims": paid, "total": total, "balance": ctx.layer.token.balance_of()},

@@ -71,6 +71,7 @@ class RefusalReason(enum.StrEnum):
     UNDECRYPTABLE = "undecryptable"
     UNAUTHORIZED = "unauthorized"
     BAD_COMMAND = "bad_command"
+    RATE_LIMITED = "rate_limited"
 
 
 class MessageRefused(ProtocolError):

@@ -1,9 +1,11 @@
 """A licence owner's side of availability rewards: gather oracle signatures, claim.
 
 Oracle nodes write one file per epoch (``meshops.node.availability``): for each node, each
-value some oracle signed, and who signed it. Here the files of any number of oracles are
-merged, checked against the oracle set and threshold on chain, matched with the owner's
-linked licences and claimed, one epoch per transaction (each signature covers one epoch).
+value some oracle signed, and who signed it. The owner reads those files, or asks the oracles
+for them over MQTT (``meshops.sdk.claims``); either way the signatures of any number of
+oracles are merged, checked against the oracle set and threshold on chain, matched with the
+owner's linked licences and claimed, one epoch per transaction (each signature covers one
+epoch). Epochs signed by fewer than the threshold are listed as ``short``, by number.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from meshops.chain.messages import claim_digest
 from meshops.chain.oracle import MAX_AVAILABILITY
 from meshops.errors import ConfigError
 
-__all__ = ["Signatures", "claim", "collect_signatures", "plan_claims"]
+__all__ = ["Signatures", "claim", "collect_signatures", "linked_nodes", "plan_claims"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,18 @@ def _valid(
     return good
 
 
+def linked_nodes(layer: TokenLayer) -> dict[str, tuple[int, int]]:
+    """The nodes of the account's linked licences: node -> (link epoch, current epoch), the
+    epochs worth asking the oracles about."""
+    clock, current = layer.rewards.clock, layer.rewards.current_epoch()
+    found: dict[str, tuple[int, int]] = {}
+    for license_id in layer.licenses.owned_by():
+        info = layer.licenses.info(license_id)
+        if info.node is not None:
+            found[to_checksum_address(info.node)] = (clock.epoch_at(info.linked_at), current)
+    return found
+
+
 def plan_claims(layer: TokenLayer, signatures: Signatures) -> dict[str, Any]:
     """The owner's licences and, for each, every ended epoch since its link that the oracles
     signed with at least the threshold: availability, reward, claimed or not."""
@@ -82,7 +96,12 @@ def plan_claims(layer: TokenLayer, signatures: Signatures) -> dict[str, Any]:
     claimable = claimable_reward = 0
     for license_id in layer.licenses.owned_by():
         info = layer.licenses.info(license_id)
-        entry: dict[str, Any] = {"license": license_id, "node": info.node, "epochs": []}
+        entry: dict[str, Any] = {
+            "license": license_id,
+            "node": info.node,
+            "epochs": [],
+            "short": [],
+        }
         licenses.append(entry)
         if info.node is None:
             continue
@@ -92,10 +111,12 @@ def plan_claims(layer: TokenLayer, signatures: Signatures) -> dict[str, Any]:
         epochs = sorted(e for (n, e) in signatures if n == node and link_epoch <= e < current)
         for epoch in epochs:
             by_value = signatures[(node, epoch)]
+            most = 0
             for value in sorted(by_value, key=lambda v: (-len(by_value[v]), -v)):
                 if not 0 < value <= MAX_AVAILABILITY:
                     continue
                 good = _valid(layer, oracles, node, epoch, value, by_value[value])
+                most = max(most, len(good))
                 if len(good) < threshold:
                     continue
                 claimed = rewards.is_claimed(license_id, epoch)
@@ -113,6 +134,9 @@ def plan_claims(layer: TokenLayer, signatures: Signatures) -> dict[str, Any]:
                     claimable += 1
                     claimable_reward += reward
                 break
+            else:
+                if by_value:
+                    entry["short"].append({"epoch": epoch, "signatures": most})
     return {
         "account": layer.address,
         "current_epoch": current,
@@ -156,12 +180,24 @@ def claim(
                 if e["epoch"] == epoch
             ]
             if not matches:
+                short = [s for lic in licenses for s in lic["short"] if s["epoch"] == epoch]
+                if short:
+                    raise ConfigError(
+                        f"epoch {epoch}: {short[0]['signatures']} valid oracle signature(s) "
+                        f"over one value, {plan['threshold']} needed"
+                    )
                 raise ConfigError(
                     f"epoch {epoch}: no oracle signatures for a licence of {layer.address}"
                 )
             todo.extend(matches)
     else:
         todo = [(lic["license"], e) for lic in licenses for e in lic["epochs"] if not e["claimed"]]
+        short = sorted({s["epoch"] for lic in licenses for s in lic["short"]})
+        if not todo and short:
+            raise ConfigError(
+                f"fewer than {plan['threshold']} valid oracle signatures for epoch(s) "
+                f"{', '.join(map(str, short))}: nothing to claim"
+            )
     paid = []
     for lic, entry in todo:
         sigs = [bytes.fromhex(s.removeprefix("0x")) for s in entry["signatures"]]

@@ -13,14 +13,21 @@ Every oracle node (supervisors by default, ``MESHOPS_ORACLE``) does the same, pe
    table counts 0 there), signs the claim digest the rewards contract checks
    (``oracle.sign_claim``) and publishes these signatures.
 4. **Hand-over.** Every oracle keeps every valid signature it receives and writes, per epoch,
-   ``HOME/epochs/<epoch>.json``; a licence owner reads those files (``meshops rewards``), which
-   hold k signatures over the same value when the oracles agreed.
+   ``HOME/epochs/<epoch>.json``, which hold k signatures over the same value when the oracles
+   agreed. Files older than the retention (``MESHOPS_EPOCH_RETENTION_DAYS``, at least
+   ``MIN_KEPT_FILES`` epochs) are deleted.
+5. **Serving.** Anyone may ask an oracle for a node's signed epochs (signatures are not secret:
+   they only let the licence owner claim what the oracles agreed): a ``GET_CLAIMS`` payload on
+   the oracle's ``<root>/<address>/payloads`` is answered, from the files, on the asker's
+   payloads topic, at most ``MAX_ANSWER_EPOCHS`` epochs per answer and within per-asker and
+   overall rate limits (``RateLimit``), so a flood cannot make it sign thousands of answers.
 
 Nothing here raises out of a message handler except ``MessageRefused`` (the node counts it).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -46,11 +53,18 @@ if TYPE_CHECKING:
     from meshops.node.node import Node
 
 __all__ = [
+    "ASKER_RATE",
+    "CLAIMS_FIELD",
+    "DEFAULT_RETENTION_DAYS",
     "KEEP_EPOCHS",
+    "MAX_ANSWER_EPOCHS",
     "MAX_NODES",
+    "MIN_KEPT_FILES",
     "ORACLE_SIGNATURE",
     "ChainTarget",
     "EpochOracle",
+    "RateLimit",
+    "TokenBucket",
     "oracle_topic",
     "read_deployment",
 ]
@@ -64,6 +78,20 @@ KEEP_EPOCHS = 4
 MAX_NODES = 1000
 """Nodes tracked per epoch: anyone can sign heartbeats with throw-away keys."""
 _MAX_HASHES = 20_000
+
+CLAIMS_FIELD = "ORACLE_DATA"
+"""Body field of claim requests (``OP: GET_CLAIMS``) and answers (``OP: CLAIMS``)."""
+MAX_ANSWER_EPOCHS = 200
+"""Epoch files one answer looks at; the answer's ``NEXT`` says where to go on."""
+ASKER_RATE = (20, 1.0)
+"""Answers per asker: a burst of 20, then one a second."""
+TOTAL_RATE = (100, 10.0)
+"""Answers to everyone together: throw-away keys are free."""
+_MAX_ASKERS = 10_000
+_MAX_ID = 64
+DEFAULT_RETENTION_DAYS = 90.0
+MIN_KEPT_FILES = 1000
+"""Epoch files kept whatever the retention: short epochs must not lose recent ones."""
 
 
 def oracle_topic(root: str) -> str:
@@ -100,6 +128,52 @@ def read_deployment(path: Path | None) -> ChainTarget | None:
         return None
 
 
+class TokenBucket:
+    """``burst`` tokens, refilled at ``rate`` a second; ``take()`` says whether one was left."""
+
+    def __init__(self, burst: int, rate: float, now: float) -> None:
+        self.burst, self.rate = burst, rate
+        self.tokens, self.at = float(burst), now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + max(now - self.at, 0.0) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+    def wait_s(self, now: float) -> float:
+        """Seconds until ``take(now + wait_s)`` succeeds."""
+        tokens = min(self.burst, self.tokens + max(now - self.at, 0.0) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+
+class RateLimit:
+    """A bucket per asker (the least recently seen forgotten past ``_MAX_ASKERS``) and one
+    for everyone together."""
+
+    def __init__(
+        self, per_asker: tuple[int, float] = ASKER_RATE, total: tuple[int, float] = TOTAL_RATE
+    ) -> None:
+        self.per_asker = per_asker
+        self._total = TokenBucket(*total, now=time.monotonic())
+        self._askers: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def allow(self, asker: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            bucket = self._askers.get(asker)
+            if bucket is None:
+                bucket = self._askers[asker] = TokenBucket(*self.per_asker, now=now)
+                if len(self._askers) > _MAX_ASKERS:
+                    self._askers.popitem(last=False)
+            self._askers.move_to_end(asker)
+            # the asker's bucket first: one asker's flood must not use up everyone's answers
+            return bucket.take(now) and self._total.take(now)
+
+
 @dataclass
 class _Epoch:
     sightings: dict[str, bytearray]
@@ -124,6 +198,9 @@ class EpochOracle:
         publish: Callable[[dict[str, Any]], None],
         out_dir: Path,
         now: Callable[[], float] = time.time,
+        answer: Callable[[str, dict[str, Any]], None] | None = None,
+        retention_days: float = DEFAULT_RETENTION_DAYS,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self.key = key
         self.me = key.eth_address
@@ -149,6 +226,11 @@ class EpochOracle:
         self._lock = threading.Lock()
         self._target: ChainTarget | None = None
         self._mismatch_logged = False
+        self.answer = answer
+        self.keep_files = max(math.ceil(retention_days * 86400 / clock.length), MIN_KEPT_FILES)
+        self.rate_limit = rate_limit or RateLimit()
+        self._files: list[int] | None = None  # sorted epochs with a file, read once
+        self._pruned_below = 0
 
     @classmethod
     def for_node(cls, node: Node) -> EpochOracle:
@@ -167,6 +249,17 @@ class EpochOracle:
             data = node.envelope.encode(EventType.PAYLOAD, fields, path=path)
             node.transport.publish(topic, data, qos=1, durable=True)
 
+        def answer(asker: str, body: dict[str, Any]) -> None:
+            fields = {
+                "STREAM_NAME": ADMIN_PIPELINE,
+                "SIGNATURE": ORACLE_SIGNATURE,
+                "INSTANCE_ID": f"{ORACLE_SIGNATURE}_INST",
+                **body,
+            }
+            data = node.envelope.encode(EventType.PAYLOAD, fields, path=path, dest=asker)
+            # not durable: an answer nobody took is asked for again
+            node.transport.publish(node.topics.payloads_for(asker), data, qos=1, durable=False)
+
         return cls(
             node.key,
             EpochClock(settings.epoch_genesis, settings.epoch_seconds),
@@ -176,6 +269,8 @@ class EpochOracle:
             deployment=settings.chain_deployment,
             publish=publish,
             out_dir=settings.home / "epochs",
+            answer=answer,
+            retention_days=settings.epoch_retention_days,
         )
 
     # ---- intake (the node's message thread) -------------------------------------------------
@@ -320,6 +415,88 @@ class EpochOracle:
             snapshots = {e: self._snapshot(e, self._epochs[e]) for e in dirty}
         for epoch, snapshot in snapshots.items():
             self._write(epoch, snapshot)
+        if current - self.keep_files > self._pruned_below:
+            self.prune(current)
+
+    def prune(self, current: int) -> int:
+        """Delete the epoch files older than ``keep_files`` epochs before ``current``; how many.
+
+        The folder is listed once; later prunes delete by the index, so a long retention of
+        short epochs does not mean listing a huge folder every epoch."""
+        below = current - self.keep_files
+        with self._lock:
+            files = self._index()
+            cut = bisect.bisect_left(files, below)
+            old, files[:cut] = files[:cut], []
+            self._pruned_below = max(self._pruned_below, below)
+        for epoch in old:
+            try:
+                (self.out_dir / f"{epoch}.json").unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("oracle %s: cannot delete epoch file %d: %s", self.me, epoch, exc)
+        if old:
+            log.info("oracle %s: deleted %d epoch files before epoch %d", self.me, len(old), below)
+        return len(old)
+
+    # ---- serving signatures (the node's message thread) -------------------------------------
+
+    def on_request(self, message: Message) -> None:
+        """A ``GET_CLAIMS`` request: answer it from the epoch files; MessageRefused if it is
+        malformed, unstamped or over the rate limit (then nothing is signed or sent)."""
+        node, start, stop, request_id = _request(message)
+        if not self.rate_limit.allow(message.sender):
+            raise MessageRefused(
+                RefusalReason.RATE_LIMITED, f"GET_CLAIMS rate limit reached for {message.sender}"
+            )
+        body = self.claims_answer(node, start, stop)
+        body["ID"] = request_id
+        if self.answer is not None:
+            self.answer(message.sender, {CLAIMS_FIELD: body})
+
+    def claims_answer(self, node: str, start: int, stop: int) -> dict[str, Any]:
+        """What the files say of ``node`` in epochs ``[start, stop)``: at most
+        ``MAX_ANSWER_EPOCHS`` files looked at; ``NEXT`` is the first epoch not looked at."""
+        with self._lock:
+            files = self._index()
+            first = bisect.bisect_left(files, start)
+            last = bisect.bisect_left(files, stop, lo=first)
+            chosen = files[first : min(last, first + MAX_ANSWER_EPOCHS)]
+            more = files[first + MAX_ANSWER_EPOCHS] if last - first > MAX_ANSWER_EPOCHS else None
+        target = self.target()
+        epochs = []
+        for epoch in chosen:
+            entry = self._read_claims(epoch, node, target)
+            if entry is not None:
+                epochs.append(entry)
+        return {
+            "OP": "CLAIMS",
+            "NODE": node,
+            "FROM": start,
+            "TO": stop,
+            "NEXT": more,
+            "CHAIN_ID": target.chain_id if target else None,
+            "REWARDS": target.rewards if target else None,
+            "EPOCHS": epochs,
+        }
+
+    def _read_claims(
+        self, epoch: int, node: str, target: ChainTarget | None
+    ) -> dict[str, Any] | None:
+        try:
+            data = json.loads((self.out_dir / f"{epoch}.json").read_text("utf-8"))
+            if target is not None and (
+                data.get("chain_id") != target.chain_id
+                or str(data.get("rewards")).lower() != target.rewards.lower()
+            ):
+                return None  # signed for another deployment
+            agreed = (data.get("agreed") or {}).get(node)
+            claims = (data.get("claims") or {}).get(node) or {}
+        except (OSError, ValueError, AttributeError) as exc:
+            log.info("oracle %s: cannot read epoch file %d: %s", self.me, epoch, exc)
+            return None
+        if agreed is None and not claims:
+            return None
+        return {"EPOCH": epoch, "AGREED": agreed, "SIGNATURES": claims}
 
     def table(self, epoch: int) -> dict[str, int]:
         """This oracle's availability of every node it saw in ``epoch``."""
@@ -415,6 +592,24 @@ class EpochOracle:
             os.replace(tmp, path)
         except OSError as exc:
             log.error("oracle %s: cannot write epoch %d: %s", self.me, epoch, exc)
+            return
+        with self._lock:
+            files = self._index()
+            at = bisect.bisect_left(files, epoch)
+            if at == len(files) or files[at] != epoch:
+                files.insert(at, epoch)
+
+    def _index(self) -> list[int]:
+        """The epochs that have a file, sorted (the folder listed on first use; under lock)."""
+        if self._files is None:
+            try:
+                names = [p.name for p in self.out_dir.iterdir()]
+            except OSError:
+                names = []
+            self._files = sorted(
+                int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()
+            )
+        return self._files
 
 
 def _table(value: object) -> dict[str, int]:
@@ -429,3 +624,23 @@ def _table(value: object) -> dict[str, int]:
             raise MessageRefused(RefusalReason.BAD_FIELD, f"AVAILABILITY[{node}] = {avail!r}")
         table[to_checksum_address(node)] = avail
     return table
+
+
+def _request(message: Message) -> tuple[str, int, int, str]:
+    """A GET_CLAIMS request's node, epoch range and id, checked; MessageRefused if bad."""
+    stamp = message.timestamp
+    if stamp is None or stamp.tzinfo is None:
+        # without a zoned time its age cannot be judged: a replay could be answered forever
+        raise MessageRefused(RefusalReason.STALE, "GET_CLAIMS needs EE_TIMESTAMP and EE_TZ")
+    data = message.body.get(CLAIMS_FIELD)
+    if not isinstance(data, dict) or data.get("OP") != "GET_CLAIMS":
+        raise MessageRefused(RefusalReason.BAD_COMMAND, f"{CLAIMS_FIELD}.OP must be GET_CLAIMS")
+    node, start, stop = data.get("NODE"), data.get("FROM"), data.get("TO")
+    request_id = data.get("ID", "")
+    if not isinstance(node, str) or not is_address(node):
+        raise MessageRefused(RefusalReason.BAD_FIELD, "GET_CLAIMS NODE must be an eth address")
+    if type(start) is not int or type(stop) is not int or not 0 <= start <= stop:
+        raise MessageRefused(RefusalReason.BAD_FIELD, "GET_CLAIMS needs integers 0 <= FROM <= TO")
+    if not isinstance(request_id, str) or len(request_id) > _MAX_ID:
+        raise MessageRefused(RefusalReason.BAD_FIELD, f"GET_CLAIMS ID: a string of <= {_MAX_ID}")
+    return to_checksum_address(node), start, stop, request_id

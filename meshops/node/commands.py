@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from meshops.errors import ConfigError, MeshOpsError, MessageRefused, RefusalReason, ServingError
+from meshops.node.availability import ORACLE_SIGNATURE
 from meshops.node.messages import ADMIN_PIPELINE, NET_CONFIG, now_text
 from meshops.protocol import Command, Message, NotificationCode
 
@@ -90,7 +91,7 @@ class CommandHandler:
         self.applied += 1
 
     def handle_payload(self, message: Message) -> None:
-        """A payload addressed to this node: today, NET_CONFIG_MONITOR requests."""
+        """A payload addressed to this node: NET_CONFIG_MONITOR and oracle GET_CLAIMS requests."""
         path = message.path
         data = message.body.get("NET_CONFIG_DATA")
         if path[2] and str(path[2]).upper() == NET_CONFIG and isinstance(data, Mapping):
@@ -100,6 +101,13 @@ class CommandHandler:
                 raise MessageRefused(RefusalReason.UNAUTHORIZED, "GET_CONFIG from a stranger")
             self.node.check_replay(message)
             self.node.messages.send_net_config(message.sender)
+            return
+        if path[2] and str(path[2]).upper() == ORACLE_SIGNATURE:
+            # GET_CLAIMS: from anyone (signatures are not secret), so no allow-list and no
+            # seen-set; the oracle checks the request and limits how often it answers
+            if self.node.oracle is None:
+                raise MessageRefused(RefusalReason.BAD_COMMAND, "GET_CLAIMS: not an oracle")
+            self.node.oracle.on_request(message)
             return
         raise MessageRefused(RefusalReason.BAD_COMMAND, "payload for this node not understood")
 

@@ -69,6 +69,11 @@ class NodeSettings(BaseSettings):
         description="Deployment record (JSON): its chain id, rewards contract and epoch clock.",
     )
 
+    epoch_retention_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="Days of epoch files oracles keep (at least the last 1000 epochs).",
+    )
     models_dir: Path | None = Field(
         default=None, description="Model registry folder (shared by local nodes); <home>/models."
     )
