@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
 START_TIMEOUT_S = 120.0
+STUCK_AFTER = 2
+"""Consecutive timed-out requests after which a live but silent server is restarted."""
 WATCH_S = 1.0
 """How often a server with MAX_RSS_MB has its memory checked."""
 
@@ -106,6 +108,7 @@ class ModelServer:
         self._stopped = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._kill_reason: str | None = None
+        self._timeouts = 0
         self._conn: Any = None
         self._reader: threading.Thread | None = None
 
@@ -165,6 +168,7 @@ class ModelServer:
         )
         with self._lock:
             self._process, self._conn = process, conn
+            self._timeouts = 0
             self._ready.clear()
             self.state = "starting"
 
@@ -242,7 +246,17 @@ class ModelServer:
         if not pending.done.wait(timeout):
             with self._lock:
                 self._pending.pop(request.id, None)
-            raise ServingError(f"model server {self.name}: no answer within {timeout:.0f} s")
+                self._timeouts += 1
+                stuck = self._timeouts >= STUCK_AFTER and self.state == "ready"
+                process = self._process
+            if stuck and process is not None and process.poll() is None:
+                # Alive but silent (a stuck native call, a deadlock): recycle it like a crash.
+                self._kill_reason = f"it stopped answering ({STUCK_AFTER} requests timed out)"
+                log.warning("model server %s: %s; restarting it", self.name, self._kill_reason)
+                process.kill()
+            raise ServingError(f"model server {self.name}: no answer within {timeout:g} s")
+        with self._lock:
+            self._timeouts = 0
         if pending.error is not None:
             raise ServingError(f"model server {self.name}: {pending.error}")
         assert pending.value is not None

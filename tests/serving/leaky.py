@@ -20,3 +20,18 @@ class Leaky:
 
 def make(files: Any, options: Any) -> Leaky:
     return Leaky()
+
+
+class Stuck:
+    """Hangs (as a deadlocked native call would) on the input "hang"."""
+
+    def predict(self, inputs: list[Any]) -> list[Any]:
+        if "hang" in inputs:
+            import time
+
+            time.sleep(3600)
+        return [{"OK": True} for _ in inputs]
+
+
+def stuck(files: Any, options: Any) -> Stuck:
+    return Stuck()

@@ -187,3 +187,21 @@ def test_a_leaking_server_is_restarted_at_max_rss(serving: ServingManager) -> No
     crash = next(d for k, d in serving.events if k == "crashed")
     assert "passed MAX_RSS_MB 200" in crash["ERROR"]
     assert client.infer([0]).results[0]["HELD_MIB"] == 64  # a fresh process, memory back
+
+
+def test_a_server_that_stops_answering_is_restarted(serving: ServingManager) -> None:
+    serving.registry.register(
+        {"name": "stuck", "backend": "python", "factory": "tests.serving.leaky:stuck"}
+    )
+    client = serving.acquire("p/a/1", "stuck", {"TIMEOUT_S": 0.5, "MAX_WAIT_MS": 0})
+    assert client.infer(["fine"]).results == [{"OK": True}]
+    server = client.server
+    first = server.pid
+    for _ in range(2):  # two requests time out: the server is alive but silent
+        with pytest.raises(ServingError, match="no answer within 0.5 s"):
+            client.infer(["hang"])
+    wait_until(lambda: server.restarts == 1 and server.state == "ready", timeout=30)
+    assert server.pid != first
+    crash = next(d for k, d in serving.events if k == "crashed")
+    assert "stopped answering (2 requests timed out)" in crash["ERROR"]
+    assert client.infer(["fine"]).results == [{"OK": True}]
