@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from meshops.errors import ConfigError, MeshOpsError
@@ -91,7 +92,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except MeshOpsError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
         err.print("[bold red]error:[/] interrupted")

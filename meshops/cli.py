@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from meshops._version import __version__
 from meshops.errors import ConfigError, MeshOpsError
@@ -58,7 +59,7 @@ def main(
 
 
 def _fail(error: MeshOpsError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {error}")
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}")
     return typer.Exit(code=1)
 
 
@@ -227,8 +228,6 @@ def validate(
     and exits with 1 if there is any.
     """
     import json
-
-    from rich.markup import escape
 
     from meshops.pipelines import PipelineFile, PipelineFileError, load_pipeline, parse_assignments
 

@@ -1,8 +1,8 @@
 """The token layer on an EVM chain: contracts, a client, local chains and oracle logic.
 
 Public names are re-exported here and imported on first use, so that the pure parts
-(``oracle``, ``messages``, ``errors``) work without web3 or eth-tester installed; the rest
-needs the ``chain`` extra.
+(``oracle``, ``messages``, ``errors``) load without importing web3 or eth-tester (both are
+dependencies of MeshOps, but slow to import).
 """
 
 from __future__ import annotations
