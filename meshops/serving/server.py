@@ -94,6 +94,8 @@ class _Server:
                 self.receive(self.conn.recv())
             if self.pending:
                 self.run_batch()
+            if not self.pending:
+                self.reader.trim()  # no array points into a block now: safe to unmap
 
     def run_batch(self) -> None:
         segments: list[tuple[_Request, int, int]] = []

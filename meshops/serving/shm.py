@@ -79,7 +79,8 @@ class Arena:
 
 
 class ShmReader:
-    """The server side: maps clients' blocks (a few at a time) and reads arrays in place."""
+    """The server side: maps clients' blocks and reads arrays in place; ``trim`` unmaps the
+    least recently used ones beyond ``keep`` at a safe moment."""
 
     def __init__(self, keep: int = 64) -> None:
         self._open: OrderedDict[str, shared_memory.SharedMemory] = OrderedDict()
@@ -97,12 +98,17 @@ class ShmReader:
             # it when this process exits: undo that registration.
             resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
             self._open[ref.name] = shm
-            while len(self._open) > self._keep:
-                _, old = self._open.popitem(last=False)
-                old.close()
         else:
             self._open.move_to_end(ref.name)
         return np.ndarray(ref.shape, np.dtype(ref.dtype), buffer=shm.buf, offset=ref.offset)
+
+    def trim(self) -> None:
+        """Unmap the least recently used blocks beyond ``keep``. Call it only when no array
+        from ``unpack`` is alive (the server does, when no request is queued): numpy does not
+        pin the mapping, so reading an unmapped block would crash the process."""
+        while len(self._open) > self._keep:
+            _, old = self._open.popitem(last=False)
+            old.close()
 
     def forget(self, name: str) -> None:
         shm = self._open.pop(name, None)

@@ -205,3 +205,29 @@ def test_a_server_that_stops_answering_is_restarted(serving: ServingManager) -> 
     crash = next(d for k, d in serving.events if k == "crashed")
     assert "stopped answering (2 requests timed out)" in crash["ERROR"]
     assert client.infer(["fine"]).results == [{"OK": True}]
+
+
+def test_blocks_are_unmapped_only_when_trimmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshops.serving import shm
+    from meshops.serving.shm import Arena, ShmReader
+
+    # Here reader and arenas share one process and so one resource tracker: the reader must
+    # not unregister the blocks the arenas registered (in a server it has its own tracker).
+    monkeypatch.setattr(shm.resource_tracker, "unregister", lambda name, rtype: None)
+
+    arenas = [Arena(capacity=1 << 16) for _ in range(3)]
+    reader = ShmReader(keep=1)
+    try:
+        small = np.full((64, 256), 7, np.uint8)  # 16 KiB: travels inline
+        assert arenas[0].pack([small])[0] is small
+        big = [np.full((256, 256), i, np.uint8) for i in range(3)]  # 64 KiB: shared memory
+        views = [reader.unpack(a.pack([f]))[0] for a, f in zip(arenas, big, strict=True)]
+        # three blocks mapped although keep=1: arrays point into all of them
+        assert len(reader._open) == 3 and [int(v[0, 0]) for v in views] == [0, 1, 2]
+        del views
+        reader.trim()  # what the server does once no request is queued
+        assert len(reader._open) == 1
+    finally:
+        reader.close()
+        for arena in arenas:
+            arena.close()
