@@ -31,6 +31,8 @@ __all__ = ["MessageFactory", "encode_compressed"]
 log = logging.getLogger(__name__)
 
 ADMIN_PIPELINE = "admin_pipeline"
+MAX_LISTED_MODELS = 200
+"""A heartbeat names at most this many of the node's models (it must stay small)."""
 NET_MON = "NET_MON_01"
 NET_CONFIG = "NET_CONFIG_MONITOR"
 
@@ -89,7 +91,7 @@ class MessageFactory:
             "VERSION": __version__,
             "CURRENT_TIME": now_text(),
             "NR_PIPELINES": len(node.pipelines.names()),
-            "MODELS": [m.summary() for m in node.models.list()],
+            "MODELS": [m.summary() for m in node.models.list()[:MAX_LISTED_MODELS]],
             "SERVING": node.serving.servers(),
             "MESHOPS_RECEIVED": node.received,
             "MESHOPS_REFUSED": dict(node.refusals),
