@@ -525,3 +525,127 @@ def escrow_cancel(
     with opened(home, chain, deployment, key, as_json) as ctx:
         refund = ctx.layer.escrow.cancel(job)
         ctx.emit({"job": job, "refund": refund}, f"job {job} cancelled, {show(refund)} refunded")
+
+
+def _eth_of(node: str, info: NetworkInfo | None) -> str:
+    """A node's Ethereum address from an 0x address, an 0xai_ address or a local alias."""
+    from eth_utils import is_address as is_eth_address
+    from eth_utils import to_checksum_address
+
+    from meshops.protocol import eth_address_of, is_address
+
+    if is_eth_address(node):
+        return to_checksum_address(node)
+    if is_address(node):
+        return eth_address_of(node)
+    if info is not None:
+        for local in info.nodes:
+            if local.alias == node and local.eth:
+                return to_checksum_address(local.eth)
+    raise ConfigError(f"{node!r} is not an address nor a node of the local network")
+
+
+def _oracle_keys(given: list[str], ctx: Ctx) -> list[Any]:
+    """The oracle keys that sign: ``--oracle`` key files or aliases, else every local network
+    node whose key is in the on-chain oracle set (k of them are enough)."""
+    keys = [_node_key(o, ctx.info) for o in given]
+    if not keys and ctx.info is not None:
+        keys = [
+            _node_key(n.alias, ctx.info) for n in ctx.info.nodes if n.role != "chain" and n.home
+        ]
+    oracles = {o.lower() for o in ctx.layer.oracles()}
+    keys = [k for k in keys if k.eth_address.lower() in oracles]
+    needed = ctx.layer.threshold()
+    if len(keys) < needed:
+        raise ConfigError(
+            f"{needed} oracle signatures are needed, and only {len(keys)} oracle key(s) are at "
+            "hand: pass --oracle KEYFILE (repeatable)"
+        )
+    return keys[:needed]
+
+
+@escrow_app.command("attest")
+def escrow_attest(
+    job: Annotated[int, typer.Argument(metavar="JOB", min=1, help="Job id.")],
+    pay: Annotated[
+        list[str],
+        typer.Option("--pay", metavar="NODE=TOKENS", help="Credit a node (repeatable)."),
+    ],
+    final: Annotated[
+        bool, typer.Option("--final", help="Complete the job; the rest goes back to its client.")
+    ] = False,
+    oracle: Annotated[
+        list[str] | None,
+        typer.Option("--oracle", help="An oracle's key file or local alias (repeatable)."),
+    ] = None,
+    home: HomeOpt = UP_HOME,
+    chain: ChainOpt = None,
+    deployment: DeploymentOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Attest verified work with k oracle signatures: the nodes named are credited (for
+    oracle operators; on `meshops up` the local oracle nodes sign)."""
+    from meshops.chain.oracle import sign_attestation
+
+    with opened(home, chain, deployment, key, as_json) as ctx:
+        nodes, amounts = [], []
+        for item in pay:
+            node, sep, amount = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--pay {item!r}: expected NODE=TOKENS")
+            nodes.append(_eth_of(node.strip(), ctx.info))
+            amounts.append(tokens(amount.strip()))
+        layer = ctx.layer
+        round_ = layer.escrow.job(job).rounds
+        signatures = [
+            sign_attestation(
+                oracle_key,
+                layer.deployment.chain_id,
+                layer.deployment.escrow,
+                job,
+                round_,
+                final,
+                nodes,
+                amounts,
+            )
+            for oracle_key in _oracle_keys(oracle or [], ctx)
+        ]
+        layer.escrow.attest(job, round_, final, nodes, amounts, signatures)
+        info = layer.escrow.job(job)
+        ctx.emit(
+            {
+                "job": job,
+                "round": round_,
+                "final": final,
+                "nodes": nodes,
+                "amounts": amounts,
+                **_job_dict(info),
+            },
+            f"job {job} round {round_}: credited "
+            + ", ".join(f"{n} {show(a)}" for n, a in zip(nodes, amounts, strict=True))
+            + (f"; completed, {info.status.name.lower()}" if final else ""),
+        )
+
+
+@escrow_app.command("withdraw")
+def escrow_withdraw(
+    job: Annotated[int, typer.Argument(metavar="JOB", min=1, help="Job id.")],
+    node: Annotated[
+        str | None,
+        typer.Option("--node", help="Withdraw as this node (key file or local alias)."),
+    ] = None,
+    home: HomeOpt = UP_HOME,
+    chain: ChainOpt = None,
+    deployment: DeploymentOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Collect what was attested to an account (default --key's; --node for a node's)."""
+    with opened(home, chain, deployment, key, as_json) as ctx:
+        layer = ctx.layer if node is None else ctx.layer.as_account(_node_key(node, ctx.info))
+        amount = layer.escrow.withdraw(job)
+        ctx.emit(
+            {"job": job, "account": layer.address, "amount": amount},
+            f"{layer.address} withdrew {show(amount)} tokens from job {job}",
+        )

@@ -163,3 +163,57 @@ def _one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None
     assert result.returncode == 1, result.stdout
     assert result.stderr.startswith("error:") and text in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_escrow_attested_by_oracle_keys_pays_nodes_and_refunds(world: World) -> None:
+    oracle_pems = []
+    for i, secret in enumerate(ORACLES[:2]):
+        oracle_pems.append(str(NodeKey(secret).save(world.tmp / f"oracle{i}.pem")))
+    world.owner.client.send_eth(world.node.eth_address, 10**17)  # gas for its withdrawal
+    job = world.ok("escrow", "create", "40")["job"]
+    signers = [flag for pem in oracle_pems for flag in ("--oracle", pem)]
+
+    one = world.cli(
+        "escrow",
+        "attest",
+        str(job),
+        "--pay",
+        f"{world.node.address}=10",
+        "--oracle",
+        oracle_pems[0],
+    )
+    _one_line_error(one, "2 oracle signatures are needed, and only 1")
+    stranger = str(NodeKey.generate().save(world.tmp / "stranger.pem"))
+    forged = world.cli(
+        "escrow",
+        "attest",
+        str(job),
+        "--pay",
+        f"{world.node.address}=10",
+        "--oracle",
+        oracle_pems[0],
+        "--oracle",
+        stranger,
+    )
+    _one_line_error(forged, "2 oracle signatures are needed, and only 1")
+
+    first = world.ok(
+        "escrow", "attest", str(job), "--pay", f"{world.node.eth_address}=10", *signers
+    )
+    assert first["round"] == 0 and first["attested"] == 10 * TOKEN
+    before = world.user.token.balance_of()
+    last = world.ok(
+        "escrow", "attest", str(job), "--pay", f"{world.node.address}=20", "--final", *signers
+    )
+    assert last["round"] == 1 and last["status"] == "completed"
+    assert world.user.token.balance_of() == before + 10 * TOKEN  # 40 - 10 - 20, refunded
+
+    paid = world.ok("escrow", "withdraw", str(job), "--node", str(world.node_pem))
+    assert paid["account"] == world.node.eth_address and paid["amount"] == 30 * TOKEN
+    _one_line_error(
+        world.cli("escrow", "withdraw", str(job), "--node", str(world.node_pem)),
+        "nothing attested to withdraw",
+    )
+    _one_line_error(
+        world.cli("escrow", "attest", str(job), "--pay", "x", *signers), "expected NODE=TOKENS"
+    )
