@@ -624,7 +624,7 @@ def escrow_attest(
             },
             f"job {job} round {round_}: credited "
             + ", ".join(f"{n} {show(a)}" for n, a in zip(nodes, amounts, strict=True))
-            + (f"; completed, {info.status.name.lower()}" if final else ""),
+            + (f"; job {info.status.name.lower()}, the rest refunded" if final else ""),
         )
 
 
