@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from meshops.errors import ServingError
+from meshops.serving.zoo import haar_face_cascade
 
-__all__ = ["FRONTAL_FACE_CASCADE", "aruco_markers", "haar_face"]
-
-FRONTAL_FACE_CASCADE = "haarcascade_frontalface_default.xml"
+__all__ = ["aruco_markers", "haar_face"]
 
 
 def _cv2() -> Any:
@@ -56,7 +55,7 @@ def haar_face(files: Mapping[str, Path], options: Mapping[str, Any]) -> _Detecto
             "(cv2.CascadeClassifier); install an OpenCV 4.x build (meshops[vision]) or use "
             "the aruco_4x4 model"
         )
-    path = options.get("cascade") or str(cv2.data.haarcascades) + FRONTAL_FACE_CASCADE
+    path = options.get("cascade") or haar_face_cascade()
     classifier = cv2.CascadeClassifier(str(path))
     if classifier.empty():
         raise ServingError(f"haar_face: cannot load the cascade {path}")

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sqlite3
 import threading
 import time
@@ -321,12 +320,3 @@ class ModelRegistry:
             if not path.is_file():
                 raise ServingError(f"{manifest.ref}: its {role} file {path.name} is missing")
         return paths
-
-    def export(self, engine: str, folder: Path) -> Path:
-        """Copy a model's files and manifest out (for ``meshops models push``)."""
-        manifest = self.get(engine)
-        folder.mkdir(parents=True, exist_ok=True)
-        for role, path in self.files(manifest).items():
-            shutil.copyfile(path, folder / role)
-        (folder / "manifest.json").write_text(manifest.model_dump_json(indent=2))
-        return folder
