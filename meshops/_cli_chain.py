@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from meshops.errors import ConfigError, MeshOpsError
+from meshops._cli_common import console, err_console, one_line_errors
+from meshops.errors import ConfigError
 
 if TYPE_CHECKING:
     from meshops.chain import TokenLayer
@@ -33,8 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["escrow_app", "license_app", "rewards_app", "wallet"]
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+out = console
+err = err_console
 
 UNIT = 10**18
 UP_HOME = Path("~/.meshops/up")
@@ -88,23 +87,11 @@ class Ctx:
 
 
 @contextlib.contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except MeshOpsError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
-        raise typer.Exit(code=1) from None
-    except KeyboardInterrupt:
-        err.print("[bold red]error:[/] interrupted")
-        raise typer.Exit(code=130) from None
-
-
-@contextlib.contextmanager
 def opened(
     home: Path, chain: str | None, deployment: Path | None, key: Path | None, as_json: bool
 ) -> Iterator[Ctx]:
     """The token layer for ``key`` on the chosen chain; every failure is one line."""
-    with _errors():
+    with one_line_errors():
         yield _open(home, chain, deployment, key, as_json)
 
 

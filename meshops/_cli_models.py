@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from meshops._cli_common import console, err_console
+from meshops._cli_common import fail as _fail
 from meshops.errors import ConfigError, MeshOpsError
 from meshops.serving.catalog import DEFAULT_MODELS
 from meshops.serving.spec import TASKS, ModelManifest
@@ -30,8 +30,6 @@ DEFAULT_REGISTRY = Path("~/.meshops/up/models")
 models_app = typer.Typer(
     help="Models: prepare the zoo, add, list, push, remove.", no_args_is_help=True
 )
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
 
 RegistryOption = Annotated[
     Path,
@@ -42,11 +40,6 @@ RegistryOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def _fail(error: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(str(error))}")
-    return typer.Exit(code=1)
 
 
 def _registry(path: Path):

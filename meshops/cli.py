@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from meshops._cli_common import console, err_console
+from meshops._cli_common import fail as _fail
 from meshops._version import __version__
 from meshops.errors import ConfigError, MeshOpsError
 
@@ -31,8 +32,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # one line per error, never wrapped
 
 
 def _version_callback(value: bool) -> None:
@@ -56,11 +55,6 @@ def main(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-
-
-def _fail(error: MeshOpsError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(str(error))}")
-    return typer.Exit(code=1)
 
 
 def _wait_for_signal() -> None:
