@@ -276,8 +276,8 @@ class Session:
         for role, path in paths.items():
             size = path.stat().st_size
             with path.open("rb") as f:
-                offset = 0
-                while offset < size or offset == size == 0:
+                # an empty file is still one (empty) chunk: the node must learn of it
+                for offset in range(0, max(size, 1), MODEL_CHUNK_BYTES):
                     chunk = f.read(MODEL_CHUNK_BYTES)
                     self._link.command(
                         info.address,
@@ -295,9 +295,6 @@ class Session:
                         [],
                         timeout=remaining(deadline),
                     )
-                    offset += len(chunk)
-                    if size == 0:
-                        break
         expect = Expect(
             NotificationCode.MODEL_STORED_OK,
             (NotificationCode.MODEL_STORED_FAILED,),

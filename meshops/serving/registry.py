@@ -42,8 +42,6 @@ CREATE TABLE IF NOT EXISTS models (
     PRIMARY KEY (name, version)
 );
 """
-ZOO_MODELS = ("efficientnet_lite0", "minilm", "digits")
-"""What ``meshops models prepare`` can make (see meshops.serving.catalog)."""
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 
@@ -89,7 +87,6 @@ class Upload:
     sha256: str
     size: int
     path: Path
-    received: int = 0
     started: float = 0.0
 
 
@@ -207,7 +204,6 @@ class ModelRegistry:
             with upload.path.open("r+b") as f:
                 f.seek(offset)
                 f.write(data)
-            upload.received += len(data)
             return upload
 
     def finish_upload(self, upload_id: str) -> str:
@@ -286,7 +282,9 @@ class ModelRegistry:
         if row is None:
             known = ", ".join(m.ref for m in self.list()) or "none"
             hint = ""
-            if name in ZOO_MODELS:
+            from meshops.serving.catalog import DEFAULT_MODELS  # (it imports this module)
+
+            if name in DEFAULT_MODELS:
                 hint = f"; `meshops models prepare {name} --registry {self.root}` makes it"
             raise ServingError(
                 f"no model {engine!r} in the registry {self.root} (has: {known}){hint}"

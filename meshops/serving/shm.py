@@ -110,11 +110,6 @@ class ShmReader:
             _, old = self._open.popitem(last=False)
             old.close()
 
-    def forget(self, name: str) -> None:
-        shm = self._open.pop(name, None)
-        if shm is not None:
-            shm.close()
-
     def close(self) -> None:
         for shm in self._open.values():
             try:
